@@ -1,0 +1,46 @@
+# lakevault: `make demo` and `make test` are the whole set-up on a fresh Debian 12 machine.
+SHELL := /bin/bash
+BUILD ?= build
+JOBS ?= $(shell nproc)
+SANITIZE ?= 0
+CORPUS ?= $(firstword $(wildcard $(CURDIR)/../shared/delta-corpus /work/shared/delta-corpus))
+export LAKEVAULT_CORPUS := $(CORPUS)
+
+# Debian 12 packages the build, the tests and the benchmark need.
+DEB_PACKAGES := cmake g++ make pkg-config git tar gzip zstd pigz time \
+  libarchive-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev \
+  libfmt-dev libsnappy-dev libzstd-dev zlib1g-dev libthrift-dev libsodium-dev \
+  libcurl4-openssl-dev libdeflate-dev libgtest-dev libgmock-dev \
+  rsync openssh-server openssh-client nodejs npm
+
+.PHONY: all deps build demo test bench clean format
+
+all: build
+
+# Idempotent and quiet when everything is already installed: apt is only touched for what is missing.
+deps:
+	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:" $$missing; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+build: deps
+	@cmake -S . -B $(BUILD) -DLAKEVAULT_SANITIZE=$(if $(filter 1,$(SANITIZE)),ON,OFF) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	@scripts/demo.sh
+
+test: build
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+bench: build
+	@bench/run.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.cpp' '*.h')
+
+clean:
+	rm -rf $(BUILD) demo

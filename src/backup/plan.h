@@ -1,0 +1,56 @@
+// What a backup will take: the tables found under the lake root, their files, and the extra
+// files from the config. Built before anything is written, so --dry-run prints exactly this.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/result.h"
+
+namespace lakevault {
+
+struct PlannedFile {
+  std::string relative_path;  // relative to the project root, '/'-separated
+  std::string absolute_path;
+  int64_t size = 0;
+  int64_t mtime = 0;
+  uint32_t mode = 0644;
+  std::string link_target;  // non-empty: store as a symlink
+  // Mutable files (config, logs) may grow while read; only the first `size` bytes are taken.
+  bool mutable_content = false;
+  // Set: the bytes to store instead of reading absolute_path (e.g. a _last_checkpoint written
+  // for the pinned version rather than the live one).
+  std::optional<std::string> inline_content;
+};
+
+struct PlannedTable {
+  std::string name;           // below the lake root
+  std::string relative_path;  // relative to the project root
+  int64_t version = -1;
+  std::optional<int64_t> rows;
+  std::vector<PlannedFile> files;
+  std::vector<std::string> missing;  // referenced by the log but absent
+  int64_t Bytes() const;
+};
+
+struct BackupPlan {
+  std::string root;
+  std::string lake_relative;
+  std::vector<PlannedTable> tables;
+  std::vector<PlannedFile> extra_files;  // config files, .env, logs
+  std::vector<std::string> directories;  // relative folders, parents first, for tar entries
+  std::vector<std::string> warnings;
+  int64_t TotalBytes() const;
+  size_t TotalFiles() const;
+};
+
+// Finds the Delta tables (folders holding _delta_log/) below `lake_dir`, not descending into a
+// table once found. Names are relative to `lake_dir`, sorted.
+Result<std::vector<std::string>> FindDeltaTables(const std::string& lake_dir);
+
+Result<BackupPlan> PlanBackup(const Config& config);
+
+}  // namespace lakevault

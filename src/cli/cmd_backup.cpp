@@ -1,0 +1,90 @@
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "backup/backup.h"
+#include "cli/context.h"
+
+namespace lakevault::cli {
+
+namespace {
+struct BackupFlags {
+  bool full = false;
+  bool incremental = false;
+  bool dry_run = false;
+  bool json = false;
+  bool no_verify = false;
+  std::string path;
+  std::string compress;
+};
+
+void PrintPlan(const BackupPlan& plan, const std::string& dir, Compression c) {
+  fmt::print("dry run: nothing will be written\n");
+  fmt::print("would back up {} tables, {} files, {} into {}/ ({})\n", plan.tables.size(),
+             plan.TotalFiles(), HumanBytes(plan.TotalBytes()), dir, CompressionName(c));
+  for (const auto& t : plan.tables)
+    fmt::print("  table {:<28} {:>6} files {:>12}\n", t.name, t.files.size(), HumanBytes(t.Bytes()));
+  for (const auto& f : plan.extra_files)
+    fmt::print("  file  {:<28} {:>19}\n", f.relative_path, HumanBytes(f.size));
+}
+}  // namespace
+
+void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
+  auto flags = std::make_shared<BackupFlags>();
+  auto* cmd = app.add_subcommand("backup", "back up the lake and config files into a verified archive");
+  cmd->add_flag("--full", flags->full, "a full backup (the default)");
+  cmd->add_flag("--incremental", flags->incremental, "only files new since the parent backup");
+  cmd->add_flag("-n,--dry-run", flags->dry_run, "print what would be backed up; write nothing");
+  cmd->add_option("--path", flags->path, "backup folder (overrides backup_path)");
+  cmd->add_option("--compress", flags->compress, "gzip | zstd | none (overrides compression)");
+  cmd->add_flag("--json", flags->json, "print the result as JSON on stdout");
+  cmd->add_flag("--no-verify", flags->no_verify, "skip re-reading the new archive");
+  cmd->callback([&ctx, flags, body]() {
+    *body = [&ctx, flags]() -> Result<int> {
+      if (flags->full && flags->incremental) return Error("--full and --incremental exclude each other");
+      if (flags->incremental)
+        return Error("incremental backups are not available in this version; run `lakevault backup --full`");
+      LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
+      BackupOptions options;
+      options.dry_run = flags->dry_run;
+      options.verify_after = !flags->no_verify;
+      if (!flags->path.empty()) options.backup_dir = flags->path;
+      if (!flags->compress.empty()) {
+        LV_ASSIGN_OR_RETURN(options.compression, ParseCompression(flags->compress));
+      }
+      LV_ASSIGN_OR_RETURN(BackupOutcome outcome, RunBackup(config, options, ctx.env()));
+      const std::string dir = BackupDirFor(config, options);
+      const Compression c = options.compression.value_or(config.compression);
+      if (flags->json) {
+        nlohmann::json doc;
+        doc["dry_run"] = flags->dry_run;
+        doc["tables"] = nlohmann::json::array();
+        for (const auto& t : outcome.plan.tables)
+          doc["tables"].push_back({{"name", t.name}, {"files", t.files.size()}, {"bytes", t.Bytes()},
+                                   {"version", t.version}});
+        doc["files"] = outcome.plan.TotalFiles();
+        doc["bytes"] = outcome.plan.TotalBytes();
+        if (!flags->dry_run) {
+          doc["id"] = outcome.manifest.id;
+          doc["kind"] = outcome.manifest.kind;
+          doc["archive"] = outcome.archive_path;
+          doc["archive_bytes"] = outcome.archive_bytes;
+          doc["seconds"] = outcome.seconds;
+          doc["verified"] = options.verify_after;
+        }
+        std::cout << doc.dump(2) << "\n";
+      } else if (flags->dry_run) {
+        PrintPlan(outcome.plan, dir, c);
+      } else {
+        fmt::print("{} {}: {} tables, {} files, {} -> {} ({}){}\n", outcome.manifest.id,
+                   outcome.manifest.kind, outcome.plan.tables.size(), outcome.plan.TotalFiles(),
+                   HumanBytes(outcome.plan.TotalBytes()), HumanBytes(outcome.archive_bytes),
+                   outcome.archive_path, options.verify_after ? ", verified" : "");
+      }
+      return kExitOk;
+    };
+  });
+}
+
+}  // namespace lakevault::cli

@@ -1,0 +1,43 @@
+// What every command shares: global options, the loaded config, the Env, output helpers.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "config/config.h"
+#include "core/env.h"
+#include "core/log.h"
+#include "core/result.h"
+
+namespace lakevault::cli {
+
+// Exit codes: 0 done and verified, 1 failed, 2 bad usage or configuration.
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitFailed = 1;
+inline constexpr int kExitUsage = 2;
+
+struct Context {
+  std::string config_path;
+  bool quiet = false;
+  bool verbose = false;
+  std::string working_dir;
+  std::unique_ptr<Env> fault_env;  // set when LAKEVAULT_FAULT asks for injected failures
+
+  Env& env() { return fault_env ? *fault_env : Env::Default(); }
+  // Loads the config and opens its log file. Errors are configuration errors (exit 2).
+  Result<Config> LoadConfig();
+};
+
+// A command's body: returns its exit code, or an Error that main prints as one line.
+using CommandBody = std::function<Result<int>()>;
+
+// Each command file registers its subcommand and sets `*body` for main to run.
+void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body);
+
+std::string HumanBytes(int64_t bytes);
+
+}  // namespace lakevault::cli

@@ -1,0 +1,81 @@
+// lakevault: backup, restore and recovery for a Delta Lake data lake.
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "backup/backup.h"
+#include "cli/context.h"
+
+namespace lakevault::cli {
+
+Result<Config> Context::LoadConfig() {
+  auto config = lakevault::LoadConfig(working_dir, config_path);
+  if (config.ok() && !config->log_file.empty()) AddLogFile(config->Resolve(config->log_file));
+  return config;
+}
+
+std::string HumanBytes(int64_t bytes) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024 && unit < 4) {
+    value /= 1024;
+    ++unit;
+  }
+  return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, units[unit]);
+}
+
+}  // namespace lakevault::cli
+
+int main(int argc, char** argv) {
+  using namespace lakevault;
+  using namespace lakevault::cli;
+  Context ctx;
+  ctx.working_dir = std::filesystem::current_path().string();
+
+  CLI::App app{"lakevault: backup, restore and recovery for a Delta Lake data lake"};
+  app.set_version_flag("--version", LakevaultVersion());
+  app.require_subcommand(1);
+  app.add_option("--config", ctx.config_path, "config file (default: ./lakevault.yaml if present)");
+  app.add_flag("-q,--quiet", ctx.quiet, "only errors on stderr");
+  app.add_flag("-v,--verbose", ctx.verbose, "debug detail on stderr");
+
+  CommandBody body;
+  AddBackupCommand(app, ctx, &body);
+  AddListCommand(app, ctx, &body);
+  AddVerifyCommand(app, ctx, &body);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "lakevault: error: " << e.what() << " (see lakevault --help)\n";
+    return kExitUsage;
+  }
+
+  InitLogging(ctx.quiet ? Verbosity::kQuiet : ctx.verbose ? Verbosity::kVerbose
+                                                          : Verbosity::kNormal);
+  if (const char* fault = std::getenv("LAKEVAULT_FAULT"); fault && *fault) {
+    auto spec = FaultSpec::Parse(fault);
+    if (!spec.ok()) {
+      std::cerr << "lakevault: error: LAKEVAULT_FAULT: " << spec.message() << "\n";
+      return kExitUsage;
+    }
+    ctx.fault_env = NewFaultInjectingEnv(Env::Default(), *spec);
+  }
+  if (!body) return kExitUsage;
+  Result<int> code = body();
+  if (!code.ok()) {
+    spdlog::error("{}", code.message());
+    return kExitFailed;
+  }
+  return *code;
+}

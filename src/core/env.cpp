@@ -1,0 +1,254 @@
+#include "core/env.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <cstring>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <mutex>
+
+namespace lakevault {
+
+Error ErrnoError(const std::string& what, int err) {
+  return Error(what + ": " + std::strerror(err));
+}
+
+namespace {
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixWritableFile() override {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Status Append(const void* data, size_t size) override {
+    const char* p = static_cast<const char*>(data);
+    while (size > 0) {
+      ssize_t n = ::write(fd_, p, size);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError("writing " + path_, errno);
+      }
+      p += n;
+      size -= static_cast<size_t>(n);
+    }
+    return Status::Ok();
+  }
+  Status Sync() override {
+    if (::fsync(fd_) != 0) return ErrnoError("fsync " + path_, errno);
+    return Status::Ok();
+  }
+  Status Close() override {
+    if (fd_ < 0) return Status::Ok();
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) return ErrnoError("closing " + path_, errno);
+    return Status::Ok();
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+class PosixSequentialFile final : public SequentialFile {
+ public:
+  PosixSequentialFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  ~PosixSequentialFile() override { ::close(fd_); }
+  Result<size_t> Read(void* buffer, size_t size) override {
+    while (true) {
+      ssize_t n = ::read(fd_, buffer, size);
+      if (n >= 0) return static_cast<size_t>(n);
+      if (errno != EINTR) return ErrnoError("reading " + path_, errno);
+    }
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+class PosixEnv final : public Env {
+ public:
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        mode_t mode) override {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0) return ErrnoError("creating " + path, errno);
+    // The umask must not widen or narrow what we asked for: archives hold .env secrets.
+    ::fchmod(fd, mode);
+    return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
+  }
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError("opening " + path, errno);
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    return std::unique_ptr<SequentialFile>(new PosixSequentialFile(path, fd));
+  }
+  Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
+    int rc = no_replace ? ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE)
+                        : ::rename(from.c_str(), to.c_str());
+    if (rc != 0) return ErrnoError("renaming " + from + " to " + to, errno);
+    return Status::Ok();
+  }
+  Status SyncDir(const std::string& dir) override {
+    int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError("opening folder " + dir, errno);
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrnoError("fsync folder " + dir, err);
+    return Status::Ok();
+  }
+  Status RemoveFile(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("removing " + path, errno);
+    return Status::Ok();
+  }
+};
+
+// Shared counters so every file opened through the env counts toward the same Nth call.
+class FaultInjectingEnv;
+
+class FaultCounter {
+ public:
+  explicit FaultCounter(FaultSpec spec) : spec_(std::move(spec)) {}
+  // Returns true when this call of `kind` is the one to fail.
+  bool Hit(const char* kind) {
+    if (!spec_.active() || spec_.kind != kind) return false;
+    std::lock_guard<std::mutex> lock(mu_);
+    return ++count_ == spec_.nth;
+  }
+
+ private:
+  FaultSpec spec_;
+  std::mutex mu_;
+  int64_t count_ = 0;
+};
+
+class FaultWritableFile final : public WritableFile {
+ public:
+  FaultWritableFile(std::unique_ptr<WritableFile> base, FaultCounter& faults)
+      : base_(std::move(base)), faults_(faults) {}
+  Status Append(const void* data, size_t size) override {
+    if (faults_.Hit("write")) return ErrnoError("writing " + path(), ENOSPC);
+    return base_->Append(data, size);
+  }
+  Status Sync() override {
+    if (faults_.Hit("fsync")) return ErrnoError("fsync " + path(), EIO);
+    return base_->Sync();
+  }
+  Status Close() override { return base_->Close(); }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  std::unique_ptr<WritableFile> base_;
+  FaultCounter& faults_;
+};
+
+class FaultSequentialFile final : public SequentialFile {
+ public:
+  FaultSequentialFile(std::unique_ptr<SequentialFile> base, FaultCounter& faults)
+      : base_(std::move(base)), faults_(faults) {}
+  Result<size_t> Read(void* buffer, size_t size) override {
+    if (faults_.Hit("read")) return ErrnoError("reading " + path(), EIO);
+    return base_->Read(buffer, size);
+  }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  std::unique_ptr<SequentialFile> base_;
+  FaultCounter& faults_;
+};
+
+class FaultInjectingEnv final : public Env {
+ public:
+  FaultInjectingEnv(Env& base, FaultSpec spec) : base_(base), faults_(std::move(spec)) {}
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        mode_t mode) override {
+    if (faults_.Hit("create")) return ErrnoError("creating " + path, ENOSPC);
+    LV_ASSIGN_OR_RETURN(auto file, base_.NewWritableFile(path, mode));
+    return std::unique_ptr<WritableFile>(new FaultWritableFile(std::move(file), faults_));
+  }
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+    LV_ASSIGN_OR_RETURN(auto file, base_.NewSequentialFile(path));
+    return std::unique_ptr<SequentialFile>(new FaultSequentialFile(std::move(file), faults_));
+  }
+  Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
+    if (faults_.Hit("rename")) return ErrnoError("renaming " + from + " to " + to, EIO);
+    return base_.Rename(from, to, no_replace);
+  }
+  Status SyncDir(const std::string& dir) override {
+    if (faults_.Hit("fsync")) return ErrnoError("fsync folder " + dir, EIO);
+    return base_.SyncDir(dir);
+  }
+  Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
+
+ private:
+  Env& base_;
+  FaultCounter faults_;
+};
+
+}  // namespace
+
+Env& Env::Default() {
+  static PosixEnv env;
+  return env;
+}
+
+Result<FaultSpec> FaultSpec::Parse(const std::string& text) {
+  FaultSpec spec;
+  if (text.empty()) return spec;
+  auto colon = text.find(':');
+  if (colon == std::string::npos) return Error("bad fault spec '" + text + "' (want kind:N)");
+  spec.kind = text.substr(0, colon);
+  if (spec.kind != "write" && spec.kind != "fsync" && spec.kind != "rename" &&
+      spec.kind != "read" && spec.kind != "create")
+    return Error("bad fault kind '" + spec.kind + "'");
+  try {
+    spec.nth = std::stoll(text.substr(colon + 1));
+  } catch (...) {
+    return Error("bad fault count in '" + text + "'");
+  }
+  return spec;
+}
+
+std::unique_ptr<Env> NewFaultInjectingEnv(Env& base, FaultSpec spec) {
+  return std::make_unique<FaultInjectingEnv>(base, std::move(spec));
+}
+
+Result<std::string> ReadWholeFile(Env& env, const std::string& path) {
+  LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));
+  std::string content;
+  char buffer[65536];
+  while (true) {
+    LV_ASSIGN_OR_RETURN(size_t n, file->Read(buffer, sizeof buffer));
+    if (n == 0) break;
+    content.append(buffer, n);
+  }
+  return content;
+}
+
+Status WriteFileAtomically(Env& env, const std::string& path, const std::string& content,
+                           mode_t mode) {
+  std::filesystem::path target(path);
+  std::string dir = target.parent_path().string();
+  std::string tmp = (target.parent_path() / ("." + target.filename().string() + ".tmp")).string();
+  env.RemoveFile(tmp);  // a leftover of an interrupted earlier write
+  LV_ASSIGN_OR_RETURN(auto file, env.NewWritableFile(tmp, mode));
+  Status status = file->Append(content.data(), content.size());
+  if (status.ok()) status = file->Sync();
+  if (status.ok()) status = file->Close();
+  if (status.ok()) status = env.Rename(tmp, path, /*no_replace=*/false);
+  if (!status.ok()) {
+    env.RemoveFile(tmp);
+    return status;
+  }
+  return env.SyncDir(dir);
+}
+
+}  // namespace lakevault

@@ -1,0 +1,71 @@
+// The I/O seam. Every file-system call that can lose data (writes, fsyncs, renames, reads of
+// source files) goes through an Env, so tests can swap in a FaultInjectingEnv that fails the
+// Nth call of a kind without root or special mounts (the way LevelDB's Env is used in its tests).
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/result.h"
+
+namespace lakevault {
+
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual Status Append(const void* data, size_t size) = 0;
+  virtual Status Sync() = 0;
+  virtual Status Close() = 0;
+  virtual const std::string& path() const = 0;
+};
+
+class SequentialFile {
+ public:
+  virtual ~SequentialFile() = default;
+  // Reads up to `size` bytes; returns 0 at end of file.
+  virtual Result<size_t> Read(void* buffer, size_t size) = 0;
+  virtual const std::string& path() const = 0;
+};
+
+class Env {
+ public:
+  virtual ~Env() = default;
+  // Creates `path` exclusively (fails if it exists) with `mode`.
+  virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                                mode_t mode) = 0;
+  virtual Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) = 0;
+  // With no_replace, fails with "exists" instead of overwriting `to` (renameat2 RENAME_NOREPLACE).
+  virtual Status Rename(const std::string& from, const std::string& to, bool no_replace) = 0;
+  virtual Status SyncDir(const std::string& dir) = 0;
+  virtual Status RemoveFile(const std::string& path) = 0;
+
+  // The process-wide real file system. Stateless, so sharing it is safe.
+  static Env& Default();
+};
+
+// Fails one chosen call: the Nth (1-based) call of `kind` ("write", "fsync", "rename", "read",
+// "create") returns an error as the kernel would report it (ENOSPC for writes, EIO otherwise).
+struct FaultSpec {
+  std::string kind;
+  int64_t nth = 0;
+  // Parses "write:3" or "" (no fault). Used by tests through LAKEVAULT_FAULT.
+  static Result<FaultSpec> Parse(const std::string& text);
+  bool active() const { return nth > 0; }
+};
+
+std::unique_ptr<Env> NewFaultInjectingEnv(Env& base, FaultSpec spec);
+
+// Whole-file helpers built on an Env.
+Result<std::string> ReadWholeFile(Env& env, const std::string& path);
+// Writes to a temporary name beside `path`, fsyncs, renames over `path`, fsyncs the folder.
+Status WriteFileAtomically(Env& env, const std::string& path, const std::string& content,
+                           mode_t mode = 0600);
+
+// "strerror(errno)" with the operation and path, e.g. "writing x: No space left on device".
+Error ErrnoError(const std::string& what, int err);
+
+}  // namespace lakevault

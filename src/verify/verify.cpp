@@ -1,0 +1,172 @@
+#include "verify/verify.h"
+
+#include <filesystem>
+#include <map>
+#include <set>
+#include <vector>
+
+#include "archive/archive.h"
+#include "crypto/sha256.h"
+
+namespace fs = std::filesystem;
+
+namespace lakevault {
+
+namespace {
+constexpr size_t kManifestLimit = 512u << 20;
+}
+
+VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& archive_path,
+                           const std::optional<std::string>& expected_sha256,
+                           const std::optional<std::string>& expected_manifest_json) {
+  VerifyReport report;
+  report.id = id;
+  Sha256 whole;
+  auto reader = ArchiveReader::Open(env, archive_path, &whole);
+  if (!reader.ok()) {
+    report.Fail(id + ": " + reader.message());
+    return report;
+  }
+  struct Seen {
+    std::string sha256;
+    int64_t size;
+  };
+  std::map<std::string, Seen> seen;
+  std::string manifest_text;
+  bool manifest_last = false;
+  std::vector<char> buffer(1 << 20);
+  bool readable = true;
+  while (true) {
+    ArchiveEntry entry;
+    auto more = (*reader)->Next(&entry);
+    if (!more.ok()) {
+      report.Fail(id + ": " + more.message());
+      readable = false;
+      break;
+    }
+    if (!*more) break;
+    report.members++;
+    if (!IsSafeMemberPath(entry.path)) {
+      report.Fail(id + ": unsafe member path '" + entry.path + "'");
+      continue;
+    }
+    if (entry.type == EntryType::kDirectory) continue;
+    if (entry.type == EntryType::kOther) {
+      report.Fail(id + ": " + entry.path + ": unexpected member type (hard link or device)");
+      continue;
+    }
+    manifest_last = false;
+    if (entry.path == kManifestMemberName) {
+      auto text = (*reader)->ReadAll(kManifestLimit);
+      if (!text.ok()) {
+        report.Fail(id + ": " + text.message());
+        readable = false;
+        break;
+      }
+      manifest_text = std::move(text).value();
+      manifest_last = true;
+      continue;
+    }
+    if (entry.type == EntryType::kSymlink) {
+      seen[entry.path] = Seen{"", 0};
+      continue;
+    }
+    Sha256 hash;
+    int64_t size = 0;
+    bool failed = false;
+    while (true) {
+      auto n = (*reader)->Read(buffer.data(), buffer.size());
+      if (!n.ok()) {
+        report.Fail(id + ": " + entry.path + ": " + n.message());
+        failed = true;
+        break;
+      }
+      if (*n == 0) break;
+      hash.Update(buffer.data(), *n);
+      size += static_cast<int64_t>(*n);
+      report.bytes += static_cast<int64_t>(*n);
+    }
+    if (failed) {
+      readable = false;
+      break;
+    }
+    seen[entry.path] = Seen{hash.HexDigest(), size};
+  }
+  if (readable) {
+    Status drained = (*reader)->Drain();
+    if (!drained.ok()) {
+      report.Fail(id + ": " + drained.message());
+      readable = false;
+    }
+  }
+  if (readable && expected_sha256) {
+    std::string actual = whole.HexDigest();
+    if (actual != *expected_sha256)
+      report.Fail(id + ": archive checksum does not match its .sha256 sidecar (the file is damaged)");
+  }
+  if (!readable) return report;  // member comparisons would only repeat the damage
+
+  if (manifest_text.empty()) {
+    report.Fail(id + ": the archive holds no manifest (" + std::string(kManifestMemberName) + ")");
+    return report;
+  }
+  if (!manifest_last) report.Fail(id + ": the manifest is not the archive's last member");
+  if (expected_manifest_json && *expected_manifest_json != manifest_text)
+    report.Fail(id + ": the manifest sidecar differs from the manifest inside the archive");
+  auto manifest = ParseManifest(manifest_text);
+  if (!manifest.ok()) {
+    report.Fail(id + ": " + manifest.message());
+    return report;
+  }
+  if (manifest->id != id) report.Fail(id + ": the archive's manifest belongs to " + manifest->id);
+  std::set<std::string> expected;
+  for (const auto& file : manifest->files) {
+    if (file.backup != manifest->id) continue;  // its bytes live in an ancestor's archive
+    expected.insert(file.path);
+    auto it = seen.find(file.path);
+    if (it == seen.end()) {
+      report.Fail(id + ": " + file.path + ": listed in the manifest but missing from the archive");
+      continue;
+    }
+    if (!file.link.empty()) continue;
+    if (it->second.size != file.size)
+      report.Fail(id + ": " + file.path + ": size " + std::to_string(it->second.size) +
+                  " differs from the manifest's " + std::to_string(file.size));
+    else if (it->second.sha256 != file.sha256)
+      report.Fail(id + ": " + file.path + ": content does not match its SHA-256 (damaged)");
+  }
+  for (const auto& [path, info] : seen)
+    if (!expected.count(path))
+      report.Fail(id + ": " + path + ": in the archive but not in the manifest");
+  report.manifest = std::move(manifest).value();
+  return report;
+}
+
+VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& entry) {
+  std::optional<std::string> sha;
+  std::optional<std::string> manifest_json;
+  VerifyReport sidecar_problems;
+  sidecar_problems.id = entry.id;
+  auto sidecar = ReadWholeFile(env, Sha256SidecarPath(entry.archive_path));
+  if (!sidecar.ok()) {
+    sidecar_problems.Fail(entry.id + ": checksum sidecar " + entry.archive_name +
+                          ".sha256 is missing or unreadable");
+  } else {
+    auto hex = ParseSha256Sidecar(*sidecar, entry.archive_name);
+    if (hex.ok())
+      sha = *hex;
+    else
+      sidecar_problems.Fail(entry.id + ": " + entry.archive_name + ".sha256: " + hex.message());
+  }
+  auto manifest = ReadWholeFile(env, ManifestSidecarPath(catalog.dir(), entry.id));
+  if (manifest.ok())
+    manifest_json = *manifest;
+  else
+    sidecar_problems.Fail(entry.id + ": manifest sidecar is missing or unreadable");
+
+  VerifyReport report = VerifyArchive(env, entry.id, entry.archive_path, sha, manifest_json);
+  for (auto& p : sidecar_problems.problems) report.Fail(p);
+  return report;
+}
+
+}  // namespace lakevault

@@ -1,0 +1,37 @@
+// Verification of a backup: the sidecar checksum, the archive readable to its end, every
+// member's SHA-256 against the manifest, nothing missing, nothing extra.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "manifest/catalog.h"
+#include "manifest/manifest.h"
+
+namespace lakevault {
+
+struct VerifyReport {
+  std::string id;
+  bool ok = true;
+  std::vector<std::string> problems;  // each names the backup and what it hit
+  int64_t members = 0;
+  int64_t bytes = 0;
+  std::optional<Manifest> manifest;  // the one found in the archive
+  void Fail(const std::string& problem) {
+    ok = false;
+    problems.push_back(problem);
+  }
+};
+
+// Checks the archive at `archive_path`. `expected_sha256` (the sidecar's) and
+// `expected_manifest` (the sidecar's) are compared when given.
+VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& archive_path,
+                           const std::optional<std::string>& expected_sha256,
+                           const std::optional<std::string>& expected_manifest_json);
+
+// Verifies a catalogued backup from its sidecars.
+VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& entry);
+
+}  // namespace lakevault

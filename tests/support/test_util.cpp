@@ -1,0 +1,156 @@
+#include "support/test_util.h"
+
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include "crypto/sha256.h"
+
+extern char** environ;
+namespace fs = std::filesystem;
+
+namespace lakevault::testing {
+
+std::string CorpusDir() {
+  if (const char* c = std::getenv("LAKEVAULT_CORPUS"); c && *c) return c;
+  for (const char* candidate : {LAKEVAULT_CORPUS_DIR, "/work/shared/delta-corpus"})
+    if (fs::exists(candidate)) return fs::canonical(candidate).string();
+  return LAKEVAULT_CORPUS_DIR;
+}
+std::string BinaryPath() { return LAKEVAULT_BIN; }
+std::string SourceDir() { return LAKEVAULT_SOURCE_DIR; }
+
+TempDir::TempDir() {
+  std::string base = fs::temp_directory_path() / "lakevault-test-XXXXXX";
+  std::vector<char> buf(base.begin(), base.end());
+  buf.push_back('\0');
+  if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = buf.data();
+}
+TempDir::~TempDir() {
+  std::error_code ec;
+  // Tests may leave read-only folders behind; make them writable before removing.
+  for (auto it = fs::recursive_directory_iterator(path_, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->is_directory(ec)) ::chmod(it->path().c_str(), 0755);
+  fs::remove_all(path_, ec);
+}
+
+namespace {
+std::string Slurp(int fd) {
+  std::string data;
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::read(fd, buf, sizeof buf)) > 0) data.append(buf, static_cast<size_t>(n));
+  return data;
+}
+
+RunResult Spawn(const std::vector<std::string>& argv, const std::string& cwd,
+                const std::map<std::string, std::string>& extra_env) {
+  TempDir io;
+  std::string out_path = io.str() + "/out", err_path = io.str() + "/err";
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (!cwd.empty() && chdir(cwd.c_str()) != 0) _exit(127);
+    int out = open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int err = open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int in = open("/dev/null", O_RDONLY);
+    dup2(in, 0);
+    dup2(out, 1);
+    dup2(err, 2);
+    for (const auto& [k, v] : extra_env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    execvp(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  RunResult result;
+  result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  int fd = open(out_path.c_str(), O_RDONLY);
+  result.out = Slurp(fd);
+  close(fd);
+  fd = open(err_path.c_str(), O_RDONLY);
+  result.err = Slurp(fd);
+  close(fd);
+  return result;
+}
+}  // namespace
+
+RunResult RunLakevault(const std::vector<std::string>& args, const std::string& cwd,
+                       const std::map<std::string, std::string>& env) {
+  std::vector<std::string> argv = {BinaryPath()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Spawn(argv, cwd, env);
+}
+
+RunResult RunShell(const std::string& command, const std::string& cwd) {
+  return Spawn({"/bin/bash", "-c", command}, cwd, {});
+}
+
+std::map<std::string, std::string> TreeDigest(const fs::path& root) {
+  std::map<std::string, std::string> digest;
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+    std::string rel = it->path().lexically_relative(root).generic_string();
+    if (it->is_symlink()) {
+      digest[rel] = "-> " + fs::read_symlink(it->path()).string();
+    } else if (it->is_regular_file()) {
+      digest[rel] = std::to_string(it->file_size()) + ":" +
+                    Sha256OfFile(Env::Default(), it->path().string()).value();
+    }
+  }
+  return digest;
+}
+
+std::map<std::string, std::string> FolderState(const fs::path& dir) {
+  std::map<std::string, std::string> state;
+  if (!fs::exists(dir)) return state;
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+    std::string rel = it->path().lexically_relative(dir).generic_string();
+    struct stat st;
+    lstat(it->path().c_str(), &st);
+    state[rel] = std::to_string(st.st_size) + "@" + std::to_string(st.st_mtim.tv_sec) + "." +
+                 std::to_string(st.st_mtim.tv_nsec) + "#" + std::to_string(st.st_ino);
+    if (it->is_regular_file()) state[rel] += ":" + Sha256OfFile(Env::Default(), it->path().string()).value();
+  }
+  return state;
+}
+
+void CopyTree(const fs::path& from, const fs::path& to) {
+  fs::create_directories(to);
+  fs::copy(from, to, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void WriteFile(const fs::path& path, const std::string& content) {
+  fs::create_directories(path.parent_path());
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty()) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace lakevault::testing
