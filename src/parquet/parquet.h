@@ -1,0 +1,53 @@
+// A small Parquet reader for what Delta needs: footers (row counts, schema) and the rows of a
+// checkpoint's action columns, returned as JSON objects shaped like the log's JSON actions.
+// No Delta semantics here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/env.h"
+#include "core/result.h"
+
+namespace lakevault::parquet {
+
+struct SchemaNode {
+  std::string name;
+  // Physical type for leaves ("INT32", "INT64", "BOOLEAN", "BYTE_ARRAY", "DOUBLE", ...), empty
+  // for groups.
+  std::string physical_type;
+  std::string logical_type;    // "STRING", "MAP", "LIST", "TIMESTAMP", ... or empty
+  std::string repetition;      // "REQUIRED", "OPTIONAL", "REPEATED"
+  std::vector<SchemaNode> children;
+};
+
+struct RowGroupInfo {
+  int64_t num_rows = 0;
+  int64_t total_byte_size = 0;
+};
+
+struct FileMetadata {
+  int64_t num_rows = 0;
+  std::vector<RowGroupInfo> row_groups;
+  SchemaNode schema;  // the root group
+  std::string created_by;
+};
+
+// Reads only the footer of the Parquet file at `path`.
+Result<FileMetadata> ReadFileMetadata(Env& env, const std::string& path);
+// Parses a footer given as the file's last bytes (everything after the data pages: the
+// thrift FileMetaData, its 4-byte length and "PAR1"). For tests and fuzzing.
+Result<FileMetadata> ParseFooter(const std::string& tail);
+
+// Reads the top-level columns named in `fields` (e.g. "add", "remove", "metaData", "protocol",
+// "txn", "sidecar", "checkpointMetadata", "domainMetadata") and returns one JSON object per
+// row holding only the requested fields that are non-null in that row. Structs become objects,
+// MAPs objects (key -> value), LISTs arrays; INT32/INT64 integers, BOOLEAN booleans,
+// FLOAT/DOUBLE numbers, BYTE_ARRAY strings; nulls inside a struct are JSON null.
+Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& path,
+                                                   const std::vector<std::string>& fields);
+
+}  // namespace lakevault::parquet
