@@ -301,7 +301,7 @@ bool IsSafeMemberPath(const std::string& path) {
     std::string part = path.substr(start, end - start);
     if (part == "..") return false;
     if (part.empty() && end != path.size()) return false;  // "a//b"
-    if (part == "." ) return false;
+    if (part == ".") return false;
     start = end + 1;
   }
   return true;

@@ -1,13 +1,12 @@
 #include "backup/backup.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
 #include <thread>
-
-#include <spdlog/spdlog.h>
 
 #include "archive/archive.h"
 #include "core/lock.h"

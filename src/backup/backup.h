@@ -22,7 +22,7 @@ struct BackupOptions {
 
 struct BackupOutcome {
   BackupPlan plan;
-  Manifest manifest;          // empty id on a dry run
+  Manifest manifest;  // empty id on a dry run
   std::string archive_path;
   int64_t archive_bytes = 0;
   double seconds = 0;

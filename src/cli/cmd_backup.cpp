@@ -1,7 +1,7 @@
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "backup/backup.h"
 #include "cli/context.h"
@@ -24,7 +24,8 @@ void PrintPlan(const BackupPlan& plan, const std::string& dir, Compression c) {
   fmt::print("would back up {} tables, {} files, {} into {}/ ({})\n", plan.tables.size(),
              plan.TotalFiles(), HumanBytes(plan.TotalBytes()), dir, CompressionName(c));
   for (const auto& t : plan.tables)
-    fmt::print("  table {:<28} {:>6} files {:>12}\n", t.name, t.files.size(), HumanBytes(t.Bytes()));
+    fmt::print("  table {:<28} {:>6} files {:>12}\n", t.name, t.files.size(),
+               HumanBytes(t.Bytes()));
   for (const auto& f : plan.extra_files)
     fmt::print("  file  {:<28} {:>19}\n", f.relative_path, HumanBytes(f.size));
 }
@@ -32,7 +33,8 @@ void PrintPlan(const BackupPlan& plan, const std::string& dir, Compression c) {
 
 void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   auto flags = std::make_shared<BackupFlags>();
-  auto* cmd = app.add_subcommand("backup", "back up the lake and config files into a verified archive");
+  auto* cmd =
+      app.add_subcommand("backup", "back up the lake and config files into a verified archive");
   cmd->add_flag("--full", flags->full, "a full backup (the default)");
   cmd->add_flag("--incremental", flags->incremental, "only files new since the parent backup");
   cmd->add_flag("-n,--dry-run", flags->dry_run, "print what would be backed up; write nothing");
@@ -42,9 +44,11 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   cmd->add_flag("--no-verify", flags->no_verify, "skip re-reading the new archive");
   cmd->callback([&ctx, flags, body]() {
     *body = [&ctx, flags]() -> Result<int> {
-      if (flags->full && flags->incremental) return Error("--full and --incremental exclude each other");
+      if (flags->full && flags->incremental)
+        return Error("--full and --incremental exclude each other");
       if (flags->incremental)
-        return Error("incremental backups are not available in this version; run `lakevault backup --full`");
+        return Error(
+            "incremental backups are not available in this version; run `lakevault backup --full`");
       LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
       BackupOptions options;
       options.dry_run = flags->dry_run;
@@ -61,7 +65,9 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
         doc["dry_run"] = flags->dry_run;
         doc["tables"] = nlohmann::json::array();
         for (const auto& t : outcome.plan.tables)
-          doc["tables"].push_back({{"name", t.name}, {"files", t.files.size()}, {"bytes", t.Bytes()},
+          doc["tables"].push_back({{"name", t.name},
+                                   {"files", t.files.size()},
+                                   {"bytes", t.Bytes()},
                                    {"version", t.version}});
         doc["files"] = outcome.plan.TotalFiles();
         doc["bytes"] = outcome.plan.TotalBytes();

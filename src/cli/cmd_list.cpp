@@ -1,7 +1,7 @@
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/context.h"
 #include "manifest/catalog.h"
@@ -23,7 +23,8 @@ std::string VerifiedText(const CatalogEntry& e) {
 
 void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   auto flags = std::make_shared<ListFlags>();
-  auto* cmd = app.add_subcommand("list", "list backups with kind, time, size, tables, verification");
+  auto* cmd =
+      app.add_subcommand("list", "list backups with kind, time, size, tables, verification");
   cmd->add_flag("--json", flags->json, "print JSON on stdout");
   cmd->add_option("--path", flags->path, "backup folder (overrides backup_path)");
   cmd->add_option("--remote", flags->remote, "list a configured remote instead");
@@ -42,8 +43,10 @@ void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body) {
           b["id"] = e.id;
           b["file"] = e.archive_name;
           b["bytes"] = e.archive_bytes;
-          b["verified"] = e.last_verify ? nlohmann::json(e.last_verify->ok) : nlohmann::json(nullptr);
-          b["verified_at"] = e.last_verify ? nlohmann::json(e.last_verify->time) : nlohmann::json(nullptr);
+          b["verified"] =
+              e.last_verify ? nlohmann::json(e.last_verify->ok) : nlohmann::json(nullptr);
+          b["verified_at"] =
+              e.last_verify ? nlohmann::json(e.last_verify->time) : nlohmann::json(nullptr);
           if (e.manifest) {
             const Manifest& m = *e.manifest;
             b["kind"] = m.kind;
@@ -52,8 +55,9 @@ void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body) {
             b["complete"] = m.complete();
             nlohmann::json tables = nlohmann::json::object();
             for (const auto& t : m.tables)
-              tables[t.name] = {{"version", t.version},
-                                {"rows", t.rows ? nlohmann::json(*t.rows) : nlohmann::json(nullptr)}};
+              tables[t.name] = {
+                  {"version", t.version},
+                  {"rows", t.rows ? nlohmann::json(*t.rows) : nlohmann::json(nullptr)}};
             b["tables"] = tables;
           } else {
             b["kind"] = nullptr;

@@ -1,8 +1,8 @@
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli/context.h"
 #include "core/time.h"

@@ -1,12 +1,11 @@
 // lakevault: backup, restore and recovery for a Delta Lake data lake.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-
-#include <fmt/format.h>
-#include <spdlog/spdlog.h>
 
 #include "backup/backup.h"
 #include "cli/context.h"
@@ -61,8 +60,9 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  InitLogging(ctx.quiet ? Verbosity::kQuiet : ctx.verbose ? Verbosity::kVerbose
-                                                          : Verbosity::kNormal);
+  InitLogging(ctx.quiet     ? Verbosity::kQuiet
+              : ctx.verbose ? Verbosity::kVerbose
+                            : Verbosity::kNormal);
   if (const char* fault = std::getenv("LAKEVAULT_FAULT"); fault && *fault) {
     auto spec = FaultSpec::Parse(fault);
     if (!spec.ok()) {

@@ -3,8 +3,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdlib>
-#include <filesystem>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -170,8 +170,8 @@ Status ParseInto(const YAML::Node& doc, Config& config, Reader& r) {
         return Error(r.source() + ": remote '" + remote.name + "' must be a mapping");
       for (const auto& kv : item.second) {
         if (!kv.second.IsScalar())
-          return Error(r.source() + ": remotes." + remote.name + "." +
-                       kv.first.as<std::string>() + " must be a single value");
+          return Error(r.source() + ": remotes." + remote.name + "." + kv.first.as<std::string>() +
+                       " must be a single value");
         remote.settings[kv.first.as<std::string>()] = kv.second.as<std::string>();
       }
       remote.type = remote.settings["type"];
@@ -192,8 +192,7 @@ Status ParseInto(const YAML::Node& doc, Config& config, Reader& r) {
     LV_RETURN_IF_ERROR(r.GetList(hooks["start"], "hooks.start", config.hooks.start));
     LV_RETURN_IF_ERROR(r.GetList(hooks["reconcile"], "hooks.reconcile", config.hooks.reconcile));
     LV_RETURN_IF_ERROR(r.GetList(hooks["verify"], "hooks.verify", config.hooks.verify));
-    LV_RETURN_IF_ERROR(
-        r.GetList(hooks["on_failure"], "hooks.on_failure", config.hooks.on_failure));
+    LV_RETURN_IF_ERROR(r.GetList(hooks["on_failure"], "hooks.on_failure", config.hooks.on_failure));
   }
   if (auto obj = doc["objectives"]; obj && !obj.IsNull()) {
     LV_RETURN_IF_ERROR(r.CheckKeys(obj, "objectives", {"rto", "rpo"}));

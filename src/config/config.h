@@ -27,7 +27,7 @@ struct RetentionPolicy {
 
 struct Remote {
   std::string name;
-  std::string type;  // "s3" | "rsync"
+  std::string type;                             // "s3" | "rsync"
   std::map<std::string, std::string> settings;  // url, endpoint, region, path_style, dest, ...
 };
 

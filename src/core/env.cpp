@@ -4,10 +4,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <cstring>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 
@@ -91,8 +91,9 @@ class PosixEnv final : public Env {
     return std::unique_ptr<SequentialFile>(new PosixSequentialFile(path, fd));
   }
   Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
-    int rc = no_replace ? ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE)
-                        : ::rename(from.c_str(), to.c_str());
+    int rc = no_replace
+                 ? ::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE)
+                 : ::rename(from.c_str(), to.c_str());
     if (rc != 0) return ErrnoError("renaming " + from + " to " + to, errno);
     return Status::Ok();
   }
@@ -106,7 +107,8 @@ class PosixEnv final : public Env {
     return Status::Ok();
   }
   Status RemoveFile(const std::string& path) override {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) return ErrnoError("removing " + path, errno);
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT)
+      return ErrnoError("removing " + path, errno);
     return Status::Ok();
   }
 };

@@ -1,11 +1,12 @@
 #include "core/log.h"
 
-#include <filesystem>
-
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 namespace lakevault {
 
@@ -17,7 +18,10 @@ void InitLogging(Verbosity verbosity) {
       stderr_sink->set_level(spdlog::level::err);
       break;
     case Verbosity::kNormal:
-      stderr_sink->set_level(spdlog::level::info);
+      // Progress lines are for an operator at a terminal. Unattended runs (systemd, cron,
+      // scripts) get warnings and the one error line on stderr, the result on stdout, and
+      // every operation in the log file.
+      stderr_sink->set_level(::isatty(2) ? spdlog::level::info : spdlog::level::warn);
       break;
     case Verbosity::kVerbose:
       stderr_sink->set_level(spdlog::level::debug);

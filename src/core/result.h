@@ -43,9 +43,9 @@ class Status {
 template <typename T>
 class Result {
  public:
-  Result(T value) : value_(std::move(value)) {}       // NOLINT: implicit by design
-  Result(Error error) : value_(std::move(error)) {}   // NOLINT
-  Result(Status status) : value_(status.error()) {}   // NOLINT: only from a failed Status
+  Result(T value) : value_(std::move(value)) {}      // NOLINT: implicit by design
+  Result(Error error) : value_(std::move(error)) {}  // NOLINT
+  Result(Status status) : value_(status.error()) {}  // NOLINT: only from a failed Status
   bool ok() const { return std::holds_alternative<T>(value_); }
   explicit operator bool() const { return ok(); }
   T& value() & {
@@ -78,16 +78,17 @@ class Result {
 }  // namespace lakevault
 
 // Returns early from the enclosing function when `expr` (a Status or Result) failed.
-#define LV_RETURN_IF_ERROR(expr)                           \
-  do {                                                     \
-    auto lv_status_ = (expr);                              \
+#define LV_RETURN_IF_ERROR(expr)                             \
+  do {                                                       \
+    auto lv_status_ = (expr);                                \
     if (!lv_status_.ok()) return Status(lv_status_.error()); \
   } while (0)
 
 #define LV_CONCAT_INNER(a, b) a##b
 #define LV_CONCAT(a, b) LV_CONCAT_INNER(a, b)
 // `LV_ASSIGN_OR_RETURN(auto x, Foo());` binds the value or returns the error.
-#define LV_ASSIGN_OR_RETURN(decl, expr) LV_ASSIGN_OR_RETURN_IMPL(LV_CONCAT(lv_result_, __LINE__), decl, expr)
+#define LV_ASSIGN_OR_RETURN(decl, expr) \
+  LV_ASSIGN_OR_RETURN_IMPL(LV_CONCAT(lv_result_, __LINE__), decl, expr)
 #define LV_ASSIGN_OR_RETURN_IMPL(tmp, decl, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return tmp.error();              \

@@ -1,7 +1,8 @@
 #include "core/time.h"
 
-#include <ctime>
 #include <fmt/format.h>
+
+#include <ctime>
 
 namespace lakevault {
 
@@ -30,8 +31,9 @@ std::string FormatCompactStamp(TimePoint t) {
 
 Result<TimePoint> ParseTime(const std::string& text) {
   std::tm tm{};
-  const char* formats[] = {"%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S",
-                           "%Y%m%d_%H%M%S", "%Y-%m-%dT%H:%MZ", "%Y-%m-%d %H:%M", "%Y-%m-%d"};
+  const char* formats[] = {
+      "%Y-%m-%dT%H:%M:%SZ", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y%m%d_%H%M%S",
+      "%Y-%m-%dT%H:%MZ",    "%Y-%m-%d %H:%M",    "%Y-%m-%d"};
   for (const char* format : formats) {
     tm = {};
     const char* end = strptime(text.c_str(), format, &tm);

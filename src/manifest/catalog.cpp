@@ -1,10 +1,9 @@
 #include "manifest/catalog.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -12,8 +11,8 @@ namespace fs = std::filesystem;
 namespace lakevault {
 
 namespace {
-const char* kArchiveExtensions[] = {".tar.gz", ".tar.zst", ".tar", ".tar.gz.enc", ".tar.zst.enc",
-                                    ".tar.enc"};
+const char* kArchiveExtensions[] = {".tar.gz",     ".tar.zst",     ".tar",
+                                    ".tar.gz.enc", ".tar.zst.enc", ".tar.enc"};
 
 bool ReadSmallFile(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
@@ -117,8 +116,8 @@ Result<Catalog> Catalog::Load(const std::string& dir) {
     if (ReadSmallFile(VerifySidecarPath(dir, id), &text)) {
       try {
         auto doc = nlohmann::json::parse(text);
-        entry.last_verify = VerifyRecord{doc.value("time", ""), doc.value("ok", false),
-                                         doc.value("error", "")};
+        entry.last_verify =
+            VerifyRecord{doc.value("time", ""), doc.value("ok", false), doc.value("error", "")};
       } catch (const nlohmann::json::exception&) {
         // An unreadable record only means "not verified yet".
       }

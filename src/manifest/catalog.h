@@ -39,8 +39,7 @@ std::vector<std::string> BackupFileNames(const std::string& dir, const std::stri
 // "<hex>  <name>\n", the format `sha256sum -c` accepts.
 std::string Sha256SidecarContent(const std::string& hex, const std::string& archive_name);
 // Returns the hex digest; fails if the file is not one line in that format naming the archive.
-Result<std::string> ParseSha256Sidecar(const std::string& content,
-                                       const std::string& archive_name);
+Result<std::string> ParseSha256Sidecar(const std::string& content, const std::string& archive_name);
 
 Status WriteVerifyRecord(Env& env, const std::string& dir, const std::string& id,
                          const VerifyRecord& record);

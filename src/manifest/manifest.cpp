@@ -1,7 +1,6 @@
 #include "manifest/manifest.h"
 
 #include <nlohmann/json.hpp>
-
 #include <regex>
 
 namespace lakevault {
@@ -37,14 +36,16 @@ std::string ManifestToJson(const Manifest& m) {
   doc["missing"] = m.missing;
   json tables = json::object();
   for (const auto& t : m.tables) {
-    tables[t.name] = {{"path", t.path},   {"version", t.version},
+    tables[t.name] = {{"path", t.path},
+                      {"version", t.version},
                       {"rows", t.rows ? json(*t.rows) : json(nullptr)},
-                      {"files", t.files}, {"bytes", t.bytes}};
+                      {"files", t.files},
+                      {"bytes", t.bytes}};
   }
   doc["tables"] = tables;
   json files = json::array();
   for (const auto& f : m.files) {
-    json entry = {{"path", f.path},   {"size", f.size},   {"sha256", f.sha256},
+    json entry = {{"path", f.path},     {"size", f.size},   {"sha256", f.sha256},
                   {"backup", f.backup}, {"mtime", f.mtime}, {"mode", f.mode}};
     if (!f.link.empty()) entry["link"] = f.link;
     files.push_back(std::move(entry));

@@ -17,34 +17,34 @@ inline constexpr int kManifestFormatVersion = 1;
 inline constexpr const char* kManifestMemberName = ".lakevault/manifest.json";
 
 struct ManifestFile {
-  std::string path;    // relative to the source root, '/'-separated
+  std::string path;  // relative to the source root, '/'-separated
   int64_t size = 0;
   std::string sha256;  // of the content; empty for symlinks
   std::string backup;  // id of the backup whose archive holds the bytes
   int64_t mtime = 0;
   uint32_t mode = 0644;
-  std::string link;    // symlink target, empty for regular files
+  std::string link;  // symlink target, empty for regular files
 };
 
 struct ManifestTable {
-  std::string name;  // path below the lake root, e.g. "position_updates"
-  std::string path;  // relative to the source root, e.g. "data/lake/position_updates"
-  int64_t version = -1;             // Delta version captured; -1 when not resolved
-  std::optional<int64_t> rows;      // nullopt when neither stats nor footers could tell
+  std::string name;             // path below the lake root, e.g. "position_updates"
+  std::string path;             // relative to the source root, e.g. "data/lake/position_updates"
+  int64_t version = -1;         // Delta version captured; -1 when not resolved
+  std::optional<int64_t> rows;  // nullopt when neither stats nor footers could tell
   int64_t files = 0;
   int64_t bytes = 0;
 };
 
 struct Manifest {
   int format_version = kManifestFormatVersion;
-  std::string id;                 // backup_YYYYMMDD_HHMMSS
-  std::string kind = "full";      // full | incremental
-  std::string parent;             // empty for a full backup
-  std::string created;            // ISO 8601 UTC
-  std::string source_root;        // absolute folder the paths are relative to
-  std::string lake;               // lake folder relative to source_root
-  std::string compression;        // gzip | zstd | none
-  std::string archive;            // archive file name
+  std::string id;             // backup_YYYYMMDD_HHMMSS
+  std::string kind = "full";  // full | incremental
+  std::string parent;         // empty for a full backup
+  std::string created;        // ISO 8601 UTC
+  std::string source_root;    // absolute folder the paths are relative to
+  std::string lake;           // lake folder relative to source_root
+  std::string compression;    // gzip | zstd | none
+  std::string archive;        // archive file name
   std::string tool_version;
   std::vector<ManifestTable> tables;
   std::vector<ManifestFile> files;

@@ -4,10 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "core/env.h"
 #include "core/result.h"
@@ -19,8 +18,8 @@ struct SchemaNode {
   // Physical type for leaves ("INT32", "INT64", "BOOLEAN", "BYTE_ARRAY", "DOUBLE", ...), empty
   // for groups.
   std::string physical_type;
-  std::string logical_type;    // "STRING", "MAP", "LIST", "TIMESTAMP", ... or empty
-  std::string repetition;      // "REQUIRED", "OPTIONAL", "REPEATED"
+  std::string logical_type;  // "STRING", "MAP", "LIST", "TIMESTAMP", ... or empty
+  std::string repetition;    // "REQUIRED", "OPTIONAL", "REPEATED"
   std::vector<SchemaNode> children;
 };
 

@@ -99,15 +99,18 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
       readable = false;
     }
   }
-  if (readable && expected_sha256) {
-    std::string actual = whole.HexDigest();
-    if (actual != *expected_sha256)
-      report.Fail(id + ": archive checksum does not match its .sha256 sidecar (the file is damaged)");
-  }
+  // The whole-file checksum is reported after the member checks: a member named is more use to
+  // an operator than "the file is damaged".
+  auto check_whole_file = [&]() {
+    if (readable && expected_sha256 && whole.HexDigest() != *expected_sha256)
+      report.Fail(id +
+                  ": archive checksum does not match its .sha256 sidecar (the file is damaged)");
+  };
   if (!readable) return report;  // member comparisons would only repeat the damage
 
   if (manifest_text.empty()) {
     report.Fail(id + ": the archive holds no manifest (" + std::string(kManifestMemberName) + ")");
+    check_whole_file();
     return report;
   }
   if (!manifest_last) report.Fail(id + ": the manifest is not the archive's last member");
@@ -116,6 +119,7 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
   auto manifest = ParseManifest(manifest_text);
   if (!manifest.ok()) {
     report.Fail(id + ": " + manifest.message());
+    check_whole_file();
     return report;
   }
   if (manifest->id != id) report.Fail(id + ": the archive's manifest belongs to " + manifest->id);
@@ -138,6 +142,7 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
   for (const auto& [path, info] : seen)
     if (!expected.count(path))
       report.Fail(id + ": " + path + ": in the archive but not in the manifest");
+  check_whole_file();
   report.manifest = std::move(manifest).value();
   return report;
 }

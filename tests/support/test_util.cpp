@@ -38,8 +38,8 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
   std::error_code ec;
   // Tests may leave read-only folders behind; make them writable before removing.
-  for (auto it = fs::recursive_directory_iterator(path_, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec))
+  for (auto it = fs::recursive_directory_iterator(path_, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec))
     if (it->is_directory(ec)) ::chmod(it->path().c_str(), 0755);
   fs::remove_all(path_, ec);
 }
@@ -100,7 +100,8 @@ RunResult RunShell(const std::string& command, const std::string& cwd) {
 
 std::map<std::string, std::string> TreeDigest(const fs::path& root) {
   std::map<std::string, std::string> digest;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator(); ++it) {
+  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
+       ++it) {
     std::string rel = it->path().lexically_relative(root).generic_string();
     if (it->is_symlink()) {
       digest[rel] = "-> " + fs::read_symlink(it->path()).string();
@@ -115,13 +116,15 @@ std::map<std::string, std::string> TreeDigest(const fs::path& root) {
 std::map<std::string, std::string> FolderState(const fs::path& dir) {
   std::map<std::string, std::string> state;
   if (!fs::exists(dir)) return state;
-  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator(); ++it) {
+  for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
+       ++it) {
     std::string rel = it->path().lexically_relative(dir).generic_string();
     struct stat st;
     lstat(it->path().c_str(), &st);
     state[rel] = std::to_string(st.st_size) + "@" + std::to_string(st.st_mtim.tv_sec) + "." +
                  std::to_string(st.st_mtim.tv_nsec) + "#" + std::to_string(st.st_ino);
-    if (it->is_regular_file()) state[rel] += ":" + Sha256OfFile(Env::Default(), it->path().string()).value();
+    if (it->is_regular_file())
+      state[rel] += ":" + Sha256OfFile(Env::Default(), it->path().string()).value();
   }
   return state;
 }

@@ -8,8 +8,8 @@
 
 namespace lakevault::testing {
 
-std::string CorpusDir();        // ../shared/delta-corpus (LAKEVAULT_CORPUS overrides)
-std::string BinaryPath();       // build/lakevault
+std::string CorpusDir();   // ../shared/delta-corpus (LAKEVAULT_CORPUS overrides)
+std::string BinaryPath();  // build/lakevault
 std::string SourceDir();
 
 class TempDir {
