@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "archive/archive.h"
@@ -13,6 +14,7 @@
 #include "core/time.h"
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
+#include "manifest/chain.h"
 #include "verify/verify.h"
 
 namespace fs = std::filesystem;
@@ -60,14 +62,18 @@ Status EnsureBackupDir(const std::string& dir) {
 
 // Picks a backup id for `now` that no file in `dir` uses yet. Two backups in the same second
 // never share a name: the second waits for the clock to move on.
-std::string ChooseId(const std::string& dir) {
+std::string ChooseId(const std::string& dir, std::optional<TimePoint> fixed_now) {
   while (true) {
-    auto now = Clock::now();
+    auto now = fixed_now.value_or(Clock::now());
     std::string id = "backup_" + FormatCompactStamp(now);
     bool taken = false;
     for (const auto& name : BackupFileNames(dir, id))
       if (fs::exists(fs::symlink_status(name))) taken = true;
     if (!taken) return id;
+    if (fixed_now) {
+      *fixed_now += std::chrono::seconds(1);
+      continue;
+    }
     auto next = std::chrono::time_point_cast<std::chrono::seconds>(now) + std::chrono::seconds(1);
     std::this_thread::sleep_until(next + std::chrono::milliseconds(5));
   }
@@ -125,6 +131,112 @@ Status AddPlannedFile(Env& env, ArchiveWriter& writer, const PlannedFile& file,
   return Status::Ok();
 }
 
+// A file whose bytes an earlier backup already holds is not stored again. Delta data files and
+// commit files are immutable once written (the protocol's put-if-absent), so the same path, size
+// and mtime is the same file; files that are rewritten in place (_last_checkpoint, config,
+// .env, logs) are compared by content.
+bool IsRewrittenInPlace(const PlannedFile& file) {
+  if (file.inline_content || file.mutable_content) return true;
+  const std::string& p = file.relative_path;
+  return p.size() >= 16 && p.compare(p.size() - 16, 16, "/_last_checkpoint") == 0;
+}
+
+constexpr int64_t kContentCompareLimit = 64 << 20;
+
+std::optional<ManifestFile> ReusableRecord(
+    Env& env, const PlannedFile& file, const std::map<std::string, const ManifestFile*>& parent) {
+  auto it = parent.find(file.relative_path);
+  if (it == parent.end()) return std::nullopt;
+  const ManifestFile& old = *it->second;
+  if (!file.link_target.empty() || !old.link.empty()) {
+    if (file.link_target == old.link) return old;
+    return std::nullopt;
+  }
+  if (!IsRewrittenInPlace(file)) {
+    if (old.size == file.size && old.mtime == file.mtime) return old;
+    return std::nullopt;
+  }
+  std::string hash;
+  if (file.inline_content) {
+    hash = Sha256Hex(*file.inline_content);
+  } else {
+    if (file.size != old.size || file.size > kContentCompareLimit) return std::nullopt;
+    auto content = ReadWholeFile(env, file.absolute_path);
+    if (!content.ok()) return std::nullopt;  // the real read will report it
+    hash = Sha256Hex(content->substr(0, static_cast<size_t>(file.size)));
+  }
+  if (hash != old.sha256) return std::nullopt;
+  ManifestFile same = old;
+  same.mtime = file.mtime;
+  same.mode = file.mode;
+  return same;
+}
+
+// Why the newest backup cannot be a parent, or empty when it can.
+std::string ParentProblem(const Catalog& catalog, const CatalogEntry& parent) {
+  auto chain = ResolveChain(catalog, parent.id);
+  if (!chain.ok()) return chain.message();
+  for (const CatalogEntry* link : *chain) {
+    if (!std::filesystem::exists(Sha256SidecarPath(link->archive_path)))
+      return "backup " + link->id + " has no checksum sidecar";
+    if (link->last_verify && !link->last_verify->ok)
+      return "backup " + link->id + " failed its last verification (" + link->last_verify->error +
+             ")";
+  }
+  return "";
+}
+
+struct KindDecision {
+  std::string kind;  // "full" | "incremental"
+  const CatalogEntry* parent = nullptr;
+  std::string reason;
+};
+
+Result<KindDecision> DecideKind(const Config& config, const BackupOptions& options,
+                                const Catalog& catalog, TimePoint now) {
+  KindDecision d;
+  if (options.kind == BackupKind::kFull) {
+    d.kind = "full";
+    d.reason = "--full";
+    return d;
+  }
+  const bool incremental_asked = options.kind == BackupKind::kIncremental;
+  const bool fallback = options.full_if_needed || !incremental_asked;
+  const CatalogEntry* newest = catalog.entries().empty() ? nullptr : &catalog.entries().back();
+  std::string problem;
+  if (newest == nullptr) {
+    problem = "there is no earlier backup in " + catalog.dir() + " to build on";
+  } else {
+    problem = ParentProblem(catalog, *newest);
+  }
+  if (!problem.empty()) {
+    if (!fallback)
+      return Error("cannot take an incremental backup: " + problem +
+                   " (run `lakevault backup --full`, or add --full-if-needed)");
+    d.kind = "full";
+    d.reason = problem;
+    return d;
+  }
+  if (!incremental_asked) {
+    // The cadence: a full every full_every_days.
+    auto chain = ResolveChain(catalog, newest->id);
+    auto full_time = ParseTime(chain->front()->manifest->created);
+    int64_t age = full_time.ok()
+                      ? std::chrono::duration_cast<std::chrono::seconds>(now - *full_time).count()
+                      : INT64_MAX;
+    if (config.full_every_days <= 0 || age >= config.full_every_days * 86400) {
+      d.kind = "full";
+      d.reason = "the last full backup is " + FormatDuration(static_cast<double>(age)) +
+                 " old (full_every_days: " + std::to_string(config.full_every_days) + ")";
+      return d;
+    }
+  }
+  d.kind = "incremental";
+  d.parent = newest;
+  d.reason = "on top of " + newest->id;
+  return d;
+}
+
 }  // namespace
 
 Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& options, Env& env) {
@@ -142,17 +254,27 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
                                                    "backup or prune"));
   RemoveStaleTemporaries(env, dir);
 
+  LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
+  const TimePoint now = options.now.value_or(Clock::now());
+  LV_ASSIGN_OR_RETURN(KindDecision decision, DecideKind(config, options, catalog, now));
+  std::map<std::string, const ManifestFile*> parent_files;
+  if (decision.parent)
+    for (const auto& f : decision.parent->manifest->files) parent_files[f.path] = &f;
+  outcome.kind_reason = decision.reason;
+
   Manifest& manifest = outcome.manifest;
-  manifest.id = ChooseId(dir);
-  manifest.created = FormatIso8601(Clock::now());
-  manifest.kind = "full";
+  manifest.id = ChooseId(dir, options.now);
+  manifest.created = options.now ? FormatIso8601(*options.now) : FormatIso8601(Clock::now());
+  manifest.kind = decision.kind;
+  if (decision.parent) manifest.parent = decision.parent->id;
   manifest.source_root = config.root;
   manifest.lake = plan.lake_relative;
   manifest.compression = CompressionName(compression);
   manifest.archive = manifest.id + ArchiveExtension(compression);
   manifest.tool_version = LakevaultVersion();
-  spdlog::info("backup {}: {} tables, {} files, {} bytes -> {}", manifest.id, plan.tables.size(),
-               plan.TotalFiles(), plan.TotalBytes(), (fs::path(dir) / manifest.archive).string());
+  spdlog::info("backup {} ({}, {}): {} tables, {} files, {} bytes -> {}", manifest.id,
+               manifest.kind, decision.reason, plan.tables.size(), plan.TotalFiles(),
+               plan.TotalBytes(), (fs::path(dir) / manifest.archive).string());
 
   const std::string final_path = (fs::path(dir) / manifest.archive).string();
   const std::string tmp_path = (fs::path(dir) / ("." + manifest.archive + ".tmp")).string();
@@ -165,6 +287,18 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     env.RemoveFile(VerifySidecarPath(dir, manifest.id));
   };
 
+  auto take = [&](ArchiveWriter& writer, const PlannedFile& file) -> Status {
+    if (!parent_files.empty()) {
+      if (auto reused = ReusableRecord(env, file, parent_files)) {
+        manifest.files.push_back(std::move(*reused));
+        return Status::Ok();
+      }
+    }
+    outcome.files_stored++;
+    outcome.bytes_stored +=
+        file.inline_content ? static_cast<int64_t>(file.inline_content->size()) : file.size;
+    return AddPlannedFile(env, writer, file, manifest.id, manifest);
+  };
   auto write = [&]() -> Status {
     LV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(env, tmp_path, compression));
     for (const auto& d : plan.directories) {
@@ -188,11 +322,9 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       record.bytes = table.Bytes();
       manifest.tables.push_back(record);
       for (const auto& m : table.missing) manifest.missing.push_back(m);
-      for (const auto& file : table.files)
-        LV_RETURN_IF_ERROR(AddPlannedFile(env, *writer, file, manifest.id, manifest));
+      for (const auto& file : table.files) LV_RETURN_IF_ERROR(take(*writer, file));
     }
-    for (const auto& file : plan.extra_files)
-      LV_RETURN_IF_ERROR(AddPlannedFile(env, *writer, file, manifest.id, manifest));
+    for (const auto& file : plan.extra_files) LV_RETURN_IF_ERROR(take(*writer, file));
     const std::string manifest_json = ManifestToJson(manifest);
     ArchiveEntry entry;
     entry.path = kManifestMemberName;

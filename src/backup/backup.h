@@ -9,11 +9,23 @@
 #include "config/config.h"
 #include "core/env.h"
 #include "core/result.h"
+#include "core/time.h"
 #include "manifest/manifest.h"
 
 namespace lakevault {
 
+enum class BackupKind {
+  kAuto,  // the configured cadence: a full every full_every_days, incrementals between
+  kFull,
+  kIncremental,  // refused when the parent chain is broken, unless full_if_needed
+};
+
 struct BackupOptions {
+  BackupKind kind = BackupKind::kAuto;
+  bool full_if_needed = false;
+  // The time the backup is taken at (its id and "created"); the real clock when unset. Lets
+  // tests and simulations take a month of daily backups in a second.
+  std::optional<TimePoint> now;
   bool dry_run = false;
   std::optional<std::string> backup_dir;   // --path
   std::optional<Compression> compression;  // --compress
@@ -25,6 +37,9 @@ struct BackupOutcome {
   Manifest manifest;  // empty id on a dry run
   std::string archive_path;
   int64_t archive_bytes = 0;
+  int64_t files_stored = 0;  // files whose bytes this archive holds
+  int64_t bytes_stored = 0;
+  std::string kind_reason;  // why full or incremental
   double seconds = 0;
 };
 

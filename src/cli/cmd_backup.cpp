@@ -1,10 +1,12 @@
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "backup/backup.h"
 #include "cli/context.h"
+#include "retention/retention.h"
 
 namespace lakevault::cli {
 
@@ -15,6 +17,8 @@ struct BackupFlags {
   bool dry_run = false;
   bool json = false;
   bool no_verify = false;
+  bool full_if_needed = false;
+  bool no_prune = false;
   std::string path;
   std::string compress;
 };
@@ -42,22 +46,37 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   cmd->add_option("--compress", flags->compress, "gzip | zstd | none (overrides compression)");
   cmd->add_flag("--json", flags->json, "print the result as JSON on stdout");
   cmd->add_flag("--no-verify", flags->no_verify, "skip re-reading the new archive");
+  cmd->add_flag("--full-if-needed", flags->full_if_needed,
+                "take a full backup when an incremental has no sound parent");
+  cmd->add_flag("--no-prune", flags->no_prune, "do not apply retention after the backup");
   cmd->callback([&ctx, flags, body]() {
     *body = [&ctx, flags]() -> Result<int> {
       if (flags->full && flags->incremental)
         return Error("--full and --incremental exclude each other");
-      if (flags->incremental)
-        return Error(
-            "incremental backups are not available in this version; run `lakevault backup --full`");
       LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
       BackupOptions options;
       options.dry_run = flags->dry_run;
+      options.kind = flags->full          ? BackupKind::kFull
+                     : flags->incremental ? BackupKind::kIncremental
+                                          : BackupKind::kAuto;
+      options.full_if_needed = flags->full_if_needed;
+      options.now = ctx.fixed_now;
       options.verify_after = !flags->no_verify;
       if (!flags->path.empty()) options.backup_dir = flags->path;
       if (!flags->compress.empty()) {
         LV_ASSIGN_OR_RETURN(options.compression, ParseCompression(flags->compress));
       }
       LV_ASSIGN_OR_RETURN(BackupOutcome outcome, RunBackup(config, options, ctx.env()));
+      // Retention after every backup; a failure here keeps the new backup and says so.
+      std::optional<PruneOutcome> pruned;
+      if (!flags->dry_run && !flags->no_prune) {
+        auto prune = RunPrune(ctx.env(), BackupDirFor(config, options), config.retention, ctx.Now(),
+                              PruneOptions{});
+        if (!prune.ok())
+          return Error("backup " + outcome.manifest.id +
+                       " is written and verified, but retention failed: " + prune.message());
+        pruned = std::move(prune).value();
+      }
       const std::string dir = BackupDirFor(config, options);
       const Compression c = options.compression.value_or(config.compression);
       if (flags->json) {
@@ -78,15 +97,27 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
           doc["archive_bytes"] = outcome.archive_bytes;
           doc["seconds"] = outcome.seconds;
           doc["verified"] = options.verify_after;
+          doc["parent"] = outcome.manifest.parent.empty() ? nlohmann::json(nullptr)
+                                                          : nlohmann::json(outcome.manifest.parent);
+          doc["kind_reason"] = outcome.kind_reason;
+          doc["files_stored"] = outcome.files_stored;
+          doc["bytes_stored"] = outcome.bytes_stored;
+          doc["pruned"] = pruned ? nlohmann::json(pruned->deleted) : nlohmann::json::array();
         }
         std::cout << doc.dump(2) << "\n";
       } else if (flags->dry_run) {
         PrintPlan(outcome.plan, dir, c);
       } else {
-        fmt::print("{} {}: {} tables, {} files, {} -> {} ({}){}\n", outcome.manifest.id,
-                   outcome.manifest.kind, outcome.plan.tables.size(), outcome.plan.TotalFiles(),
-                   HumanBytes(outcome.plan.TotalBytes()), HumanBytes(outcome.archive_bytes),
+        fmt::print("{} {}{}: {} tables, {} files, {} ({} files, {} new) -> {} ({}){}\n",
+                   outcome.manifest.id, outcome.manifest.kind,
+                   outcome.manifest.parent.empty() ? "" : " on " + outcome.manifest.parent,
+                   outcome.plan.tables.size(), outcome.plan.TotalFiles(),
+                   HumanBytes(outcome.plan.TotalBytes()), outcome.files_stored,
+                   HumanBytes(outcome.bytes_stored), HumanBytes(outcome.archive_bytes),
                    outcome.archive_path, options.verify_after ? ", verified" : "");
+        if (pruned && !pruned->deleted.empty())
+          fmt::print("retention deleted {} backup(s): {}\n", pruned->deleted.size(),
+                     fmt::join(pruned->deleted, ", "));
       }
       return kExitOk;
     };

@@ -47,8 +47,9 @@ void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       nlohmann::json results = nlohmann::json::array();
       std::string first_problem;
       int failed = 0;
+      std::map<std::string, VerifyReport> cache;
       for (const CatalogEntry* entry : targets) {
-        VerifyReport report = VerifyBackup(ctx.env(), catalog, *entry);
+        VerifyReport report = VerifyBackupWithChain(ctx.env(), catalog, *entry, &cache);
         VerifyRecord record{FormatIso8601(Clock::now()), report.ok,
                             report.ok ? "" : report.problems.front()};
         Status saved = WriteVerifyRecord(ctx.env(), dir, entry->id, record);

@@ -4,12 +4,14 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "config/config.h"
 #include "core/env.h"
 #include "core/log.h"
 #include "core/result.h"
+#include "core/time.h"
 
 namespace lakevault::cli {
 
@@ -24,6 +26,10 @@ struct Context {
   bool verbose = false;
   std::string working_dir;
   std::unique_ptr<Env> fault_env;  // set when LAKEVAULT_FAULT asks for injected failures
+  // LAKEVAULT_NOW: the time jobs take as "now" (simulations and tests of retention); unset in
+  // production.
+  std::optional<TimePoint> fixed_now;
+  TimePoint Now() const { return fixed_now.value_or(Clock::now()); }
 
   Env& env() { return fault_env ? *fault_env : Env::Default(); }
   // Loads the config and opens its log file. Errors are configuration errors (exit 2).
@@ -37,6 +43,8 @@ using CommandBody = std::function<Result<int>()>;
 void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddPruneCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddConsolidateCommand(CLI::App& app, Context& ctx, CommandBody* body);
 
 std::string HumanBytes(int64_t bytes);
 

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   AddBackupCommand(app, ctx, &body);
   AddListCommand(app, ctx, &body);
   AddVerifyCommand(app, ctx, &body);
+  AddPruneCommand(app, ctx, &body);
 
   try {
     app.parse(argc, argv);
@@ -70,6 +71,14 @@ int main(int argc, char** argv) {
       return kExitUsage;
     }
     ctx.fault_env = NewFaultInjectingEnv(Env::Default(), *spec);
+  }
+  if (const char* now = std::getenv("LAKEVAULT_NOW"); now && *now) {
+    auto parsed = ParseTime(now);
+    if (!parsed.ok()) {
+      std::cerr << "lakevault: error: LAKEVAULT_NOW: " << parsed.message() << "\n";
+      return kExitUsage;
+    }
+    ctx.fixed_now = *parsed;
   }
   if (!body) return kExitUsage;
   Result<int> code = body();

@@ -3,10 +3,12 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <unordered_map>
 #include <vector>
 
 #include "archive/archive.h"
 #include "crypto/sha256.h"
+#include "manifest/chain.h"
 
 namespace fs = std::filesystem;
 
@@ -171,6 +173,56 @@ VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& 
 
   VerifyReport report = VerifyArchive(env, entry.id, entry.archive_path, sha, manifest_json);
   for (auto& p : sidecar_problems.problems) report.Fail(p);
+  return report;
+}
+
+}  // namespace lakevault
+
+namespace lakevault {
+
+VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const CatalogEntry& entry,
+                                   std::map<std::string, VerifyReport>* cache) {
+  auto verify_one = [&](const CatalogEntry& e) -> VerifyReport {
+    if (cache) {
+      auto it = cache->find(e.id);
+      if (it != cache->end()) return it->second;
+    }
+    VerifyReport r = VerifyBackup(env, catalog, e);
+    if (cache) (*cache)[e.id] = r;
+    return r;
+  };
+  VerifyReport report = verify_one(entry);
+  if (!entry.manifest || entry.manifest->kind == "full") return report;
+  auto chain = ResolveChain(catalog, entry.id);
+  if (!chain.ok()) {
+    report.Fail(entry.id + ": " + chain.message());
+    return report;
+  }
+  // Per ancestor, its files by path (a lookup per file: linear scans would be quadratic).
+  std::map<std::string, std::unordered_map<std::string, const ManifestFile*>> held_by;
+  for (const CatalogEntry* link : *chain) {
+    auto& files = held_by[link->id];
+    if (link->manifest)
+      for (const auto& f : link->manifest->files) files[f.path] = &f;
+    if (link == &entry) continue;
+    VerifyReport ancestor = verify_one(*link);
+    for (const auto& p : ancestor.problems)
+      report.Fail(entry.id + " needs " + link->id + ", which failed: " + p);
+  }
+  for (const auto& file : entry.manifest->files) {
+    if (file.backup == entry.id) continue;
+    auto it = held_by.find(file.backup);
+    if (it == held_by.end()) {
+      report.Fail(entry.id + ": " + file.path + ": its bytes are said to be in " + file.backup +
+                  ", which is not in this backup's chain");
+      continue;
+    }
+    auto found = it->second.find(file.path);
+    const ManifestFile* held = found == it->second.end() ? nullptr : found->second;
+    if (held == nullptr || held->backup != file.backup || held->sha256 != file.sha256)
+      report.Fail(entry.id + ": " + file.path + ": " + file.backup +
+                  " does not hold these bytes (checksum differs)");
+  }
   return report;
 }
 

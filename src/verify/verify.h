@@ -2,6 +2,7 @@
 // member's SHA-256 against the manifest, nothing missing, nothing extra.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -33,5 +34,15 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
 
 // Verifies a catalogued backup from its sidecars.
 VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& entry);
+
+}  // namespace lakevault
+
+namespace lakevault {
+
+// Verifies `entry` and, for an incremental, every backup of its chain, and that each file the
+// manifest attributes to an ancestor is listed there with the same checksum. `cache` (by id)
+// spares re-reading an ancestor shared by several backups verified in one run.
+VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const CatalogEntry& entry,
+                                   std::map<std::string, VerifyReport>* cache);
 
 }  // namespace lakevault

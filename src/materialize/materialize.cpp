@@ -1,0 +1,127 @@
+#include "materialize/materialize.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+#include <unordered_map>
+#include <vector>
+
+#include "archive/archive.h"
+#include "crypto/sha256.h"
+#include "manifest/chain.h"
+
+namespace fs = std::filesystem;
+
+namespace lakevault {
+
+namespace {
+
+// A symlink may only point inside the folder it is restored into.
+bool SymlinkStaysInside(const std::string& member, const std::string& target) {
+  if (target.empty() || target.front() == '/') return false;
+  fs::path resolved = (fs::path(member).parent_path() / target).lexically_normal();
+  std::string text = resolved.generic_string();
+  return !(text == ".." || text.rfind("../", 0) == 0);
+}
+
+Status WriteMember(Env& env, ArchiveReader& reader, const ManifestFile& file,
+                   const fs::path& target, std::vector<char>& buffer, int64_t* bytes) {
+  std::error_code ec;
+  fs::create_directories(target.parent_path(), ec);
+  if (ec) return Error("creating folder " + target.parent_path().string() + ": " + ec.message());
+  LV_ASSIGN_OR_RETURN(auto out, env.NewWritableFile(target.string(), file.mode & 0777));
+  Sha256 hash;
+  int64_t size = 0;
+  while (true) {
+    LV_ASSIGN_OR_RETURN(size_t n, reader.Read(buffer.data(), buffer.size()));
+    if (n == 0) break;
+    size += static_cast<int64_t>(n);
+    if (size > file.size)
+      return Error(file.path + ": archive member is larger than the manifest says");
+    hash.Update(buffer.data(), n);
+    LV_RETURN_IF_ERROR(out->Append(buffer.data(), n));
+  }
+  if (size != file.size || hash.HexDigest() != file.sha256)
+    return Error(file.path + ": content does not match the manifest's SHA-256 (archive damaged)");
+  LV_RETURN_IF_ERROR(out->Sync());
+  LV_RETURN_IF_ERROR(out->Close());
+  struct timespec times[2] = {{file.mtime, 0}, {file.mtime, 0}};
+  ::utimensat(AT_FDCWD, target.c_str(), times, AT_SYMLINK_NOFOLLOW);
+  *bytes += size;
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
+                                             const std::string& id, const std::string& dest,
+                                             const MaterializeOptions& options) {
+  LV_ASSIGN_OR_RETURN(auto chain, ResolveChain(catalog, id));
+  const Manifest& manifest = *chain.back()->manifest;
+  // Which archive holds which wanted file.
+  std::map<std::string, std::unordered_map<std::string, const ManifestFile*>> wanted;
+  size_t expected = 0;
+  for (const auto& file : manifest.files) {
+    if (!IsSafeMemberPath(file.path))
+      return Error("backup " + id + ": manifest names an unsafe path '" + file.path + "'");
+    if (!file.link.empty() && !SymlinkStaysInside(file.path, file.link))
+      return Error("backup " + id + ": symlink " + file.path + " points outside the lake (" +
+                   file.link + ")");
+    if (options.include && !options.include(file.path)) continue;
+    wanted[file.backup][file.path] = &file;
+    ++expected;
+  }
+  for (const auto& [holder, files] : wanted) {
+    bool in_chain = false;
+    for (const CatalogEntry* link : chain) in_chain |= link->id == holder;
+    if (!in_chain)
+      return Error("backup " + id + " says " + files.begin()->first + " is in " + holder +
+                   ", which is not in its chain");
+  }
+
+  MaterializeOutcome outcome;
+  std::vector<char> buffer(1 << 20);
+  const fs::path root(dest);
+  for (const CatalogEntry* link : chain) {
+    auto it = wanted.find(link->id);
+    if (it == wanted.end()) continue;
+    auto& files = it->second;
+    LV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(env, link->archive_path));
+    while (!files.empty()) {
+      ArchiveEntry entry;
+      LV_ASSIGN_OR_RETURN(bool more, reader->Next(&entry));
+      if (!more) break;
+      auto found = files.find(entry.path);
+      if (found == files.end()) continue;
+      const ManifestFile& file = *found->second;
+      fs::path target = root / file.path;
+      if (!file.link.empty()) {
+        std::error_code ec;
+        fs::create_directories(target.parent_path(), ec);
+        if (entry.type != EntryType::kSymlink || entry.link_target != file.link)
+          return Error(link->id + ": " + file.path + ": archive member differs from the manifest");
+        if (::symlink(file.link.c_str(), target.c_str()) != 0)
+          return ErrnoError("creating symlink " + target.string(), errno);
+      } else {
+        if (entry.type != EntryType::kFile)
+          return Error(link->id + ": " + file.path + ": archive member is not a regular file");
+        Status s = WriteMember(env, *reader, file, target, buffer, &outcome.bytes);
+        if (!s.ok()) return s.error().Context("restoring from " + link->id);
+      }
+      outcome.files++;
+      files.erase(found);
+    }
+    if (!files.empty())
+      return Error(link->id + ": " + files.begin()->first + " is missing from the archive");
+  }
+  if (static_cast<size_t>(outcome.files) != expected)
+    return Error("backup " + id + ": restored " + std::to_string(outcome.files) + " of " +
+                 std::to_string(expected) + " files");
+  // Folders back to the lake's own modes is not needed for Delta; files carry theirs.
+  return outcome;
+}
+
+}  // namespace lakevault

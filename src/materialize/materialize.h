@@ -1,0 +1,31 @@
+// Materialising a backup: the files of backup X's manifest written into an empty folder, each
+// taken from the archive of the chain that holds its bytes, each checked against its SHA-256 as
+// it is written. Files deleted before X (absent from X's manifest) never come back.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "core/env.h"
+#include "core/result.h"
+#include "manifest/catalog.h"
+
+namespace lakevault {
+
+struct MaterializeOptions {
+  // Only paths for which this returns true are written (all when unset); e.g. one table.
+  std::function<bool(const std::string& path)> include;
+};
+
+struct MaterializeOutcome {
+  int64_t files = 0;
+  int64_t bytes = 0;
+};
+
+// `dest` must exist and be empty. On failure, what was written stays in `dest` for the caller
+// to remove (it is a staging folder, never the live lake).
+Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
+                                             const std::string& id, const std::string& dest,
+                                             const MaterializeOptions& options = {});
+
+}  // namespace lakevault
