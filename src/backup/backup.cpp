@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "archive/archive.h"
+#include "backup/publish.h"
 #include "core/lock.h"
 #include "core/time.h"
 #include "crypto/sha256.h"
@@ -50,6 +51,8 @@ class PrefixFile final : public SequentialFile {
   int64_t remaining_;
 };
 
+}  // namespace
+
 Status EnsureBackupDir(const std::string& dir) {
   std::error_code ec;
   if (fs::is_directory(dir, ec)) return Status::Ok();
@@ -60,8 +63,6 @@ Status EnsureBackupDir(const std::string& dir) {
   return Status::Ok();
 }
 
-// Picks a backup id for `now` that no file in `dir` uses yet. Two backups in the same second
-// never share a name: the second waits for the clock to move on.
 std::string ChooseId(const std::string& dir, std::optional<TimePoint> fixed_now) {
   while (true) {
     auto now = fixed_now.value_or(Clock::now());
@@ -79,7 +80,6 @@ std::string ChooseId(const std::string& dir, std::optional<TimePoint> fixed_now)
   }
 }
 
-// Temporary files of runs that died (we hold the lock, so none of them is still being written).
 void RemoveStaleTemporaries(Env& env, const std::string& dir) {
   std::error_code ec;
   for (const auto& item : fs::directory_iterator(dir, ec)) {
@@ -91,6 +91,8 @@ void RemoveStaleTemporaries(Env& env, const std::string& dir) {
     }
   }
 }
+
+namespace {
 
 Status AddPlannedFile(Env& env, ArchiveWriter& writer, const PlannedFile& file,
                       const std::string& backup_id, Manifest& manifest) {
@@ -239,6 +241,35 @@ Result<KindDecision> DecideKind(const Config& config, const BackupOptions& optio
 
 }  // namespace
 
+Status PublishArchive(Env& env, const std::string& dir, const std::string& id,
+                      const std::string& tmp_path, const std::string& final_path,
+                      const std::string& archive_sha256, const std::string& manifest_json,
+                      bool verify) {
+  if (verify) {
+    VerifyReport report = VerifyArchive(env, id, tmp_path, archive_sha256, manifest_json);
+    if (!report.ok) return Error("the new archive failed verification: " + report.problems[0]);
+  }
+  // Sidecars first, archive name last: a final archive name always has its sidecars.
+  const std::string archive_name = std::filesystem::path(final_path).filename().string();
+  LV_RETURN_IF_ERROR(WriteFileAtomically(env, ManifestSidecarPath(dir, id), manifest_json, 0600));
+  LV_RETURN_IF_ERROR(WriteFileAtomically(env, Sha256SidecarPath(final_path),
+                                         Sha256SidecarContent(archive_sha256, archive_name), 0600));
+  if (verify)
+    LV_RETURN_IF_ERROR(
+        WriteVerifyRecord(env, dir, id, VerifyRecord{FormatIso8601(Clock::now()), true, ""}));
+  LV_RETURN_IF_ERROR(env.Rename(tmp_path, final_path, /*no_replace=*/true));
+  return env.SyncDir(dir);
+}
+
+void RemoveUnpublished(Env& env, const std::string& dir, const std::string& id,
+                       const std::string& tmp_path, const std::string& final_path) {
+  env.RemoveFile(tmp_path);
+  if (std::filesystem::exists(final_path)) return;  // published after all: keep its sidecars
+  env.RemoveFile(ManifestSidecarPath(dir, id));
+  env.RemoveFile(Sha256SidecarPath(final_path));
+  env.RemoveFile(VerifySidecarPath(dir, id));
+}
+
 Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& options, Env& env) {
   auto started = std::chrono::steady_clock::now();
   BackupOutcome outcome;
@@ -278,14 +309,6 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
 
   const std::string final_path = (fs::path(dir) / manifest.archive).string();
   const std::string tmp_path = (fs::path(dir) / ("." + manifest.archive + ".tmp")).string();
-  const std::string manifest_sidecar = ManifestSidecarPath(dir, manifest.id);
-  const std::string sha_sidecar = Sha256SidecarPath(final_path);
-  auto cleanup = [&]() {
-    env.RemoveFile(tmp_path);
-    env.RemoveFile(manifest_sidecar);
-    env.RemoveFile(sha_sidecar);
-    env.RemoveFile(VerifySidecarPath(dir, manifest.id));
-  };
 
   auto take = [&](ArchiveWriter& writer, const PlannedFile& file) -> Status {
     if (!parent_files.empty()) {
@@ -334,24 +357,12 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     LV_RETURN_IF_ERROR(writer->Finish());
     outcome.archive_bytes = writer->bytes_written();
 
-    if (options.verify_after) {
-      VerifyReport report =
-          VerifyArchive(env, manifest.id, tmp_path, writer->archive_sha256(), manifest_json);
-      if (!report.ok) return Error("the new archive failed verification: " + report.problems[0]);
-    }
-    // Sidecars first, archive name last: a final archive name always has its sidecars.
-    LV_RETURN_IF_ERROR(WriteFileAtomically(env, manifest_sidecar, manifest_json, 0600));
-    LV_RETURN_IF_ERROR(WriteFileAtomically(
-        env, sha_sidecar, Sha256SidecarContent(writer->archive_sha256(), manifest.archive), 0600));
-    if (options.verify_after)
-      LV_RETURN_IF_ERROR(WriteVerifyRecord(env, dir, manifest.id,
-                                           VerifyRecord{FormatIso8601(Clock::now()), true, ""}));
-    LV_RETURN_IF_ERROR(env.Rename(tmp_path, final_path, /*no_replace=*/true));
-    return env.SyncDir(dir);
+    return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
+                          manifest_json, options.verify_after);
   };
   Status status = write();
   if (!status.ok()) {
-    cleanup();
+    RemoveUnpublished(env, dir, manifest.id, tmp_path, final_path);
     return Error("backup " + manifest.id + " failed: " + status.message() +
                  "; no backup was written, earlier backups are untouched");
   }

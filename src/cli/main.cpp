@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   AddListCommand(app, ctx, &body);
   AddVerifyCommand(app, ctx, &body);
   AddPruneCommand(app, ctx, &body);
+  AddConsolidateCommand(app, ctx, &body);
 
   try {
     app.parse(argc, argv);

@@ -32,6 +32,7 @@ std::string ManifestToJson(const Manifest& m) {
   doc["compression"] = m.compression;
   doc["archive"] = m.archive;
   doc["tool_version"] = m.tool_version;
+  if (!m.consolidated_from.empty()) doc["consolidated_from"] = m.consolidated_from;
   doc["complete"] = m.complete();
   doc["missing"] = m.missing;
   json tables = json::object();
@@ -76,6 +77,7 @@ Result<Manifest> ParseManifest(const std::string& text) {
     m.compression = doc.value("compression", "");
     m.archive = doc.value("archive", "");
     m.tool_version = doc.value("tool_version", "");
+    m.consolidated_from = doc.value("consolidated_from", "");
     if (doc.contains("missing")) m.missing = doc.at("missing").get<std::vector<std::string>>();
     for (const auto& [name, t] : doc.at("tables").items()) {
       ManifestTable table;

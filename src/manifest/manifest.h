@@ -46,6 +46,9 @@ struct Manifest {
   std::string compression;    // gzip | zstd | none
   std::string archive;        // archive file name
   std::string tool_version;
+  // Set on a synthetic full made by `consolidate`: the backup whose state it holds. Its
+  // "created" is that backup's, the time the lake looked like this.
+  std::string consolidated_from;
   std::vector<ManifestTable> tables;
   std::vector<ManifestFile> files;
   std::vector<std::string> missing;  // referenced files absent at backup time (--allow-missing)

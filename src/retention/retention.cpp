@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -115,6 +116,10 @@ std::vector<RetentionInput> RetentionInputs(const Catalog& catalog) {
     in.verified = e.last_verify && e.last_verify->ok;
     inputs.push_back(std::move(in));
   }
+  // By the time of the lake state they hold (a consolidated full carries its source's time).
+  std::stable_sort(
+      inputs.begin(), inputs.end(),
+      [](const RetentionInput& a, const RetentionInput& b) { return a.created < b.created; });
   return inputs;
 }
 
@@ -149,7 +154,11 @@ Result<PruneOutcome> RunPrune(Env& env, const std::string& backup_dir,
   for (size_t i = outcome.decisions.size(); i-- > 0;) {
     const auto& d = outcome.decisions[i];
     if (d.keep) continue;
-    const CatalogEntry& entry = catalog.entries()[i];
+    const CatalogEntry* found = nullptr;
+    for (const auto& e : catalog.entries())
+      if (e.id == d.id) found = &e;
+    if (found == nullptr) continue;
+    const CatalogEntry& entry = *found;
     spdlog::info("prune: deleting {} ({})", d.id, d.reason);
     // The archive goes first: without it the backup no longer exists, and what is left is an
     // orphan sidecar that the catalogue ignores and the next prune removes.

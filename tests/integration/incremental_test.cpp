@@ -289,5 +289,42 @@ TEST_F(IncrementalTest, PruneKilledMidwayLosesNoKeptBackupAndLeavesNoTrap) {
   }
 }
 
+TEST_F(IncrementalTest, ConsolidateWritesAnEqualFullWithoutTheLakeAndLetsTheChainExpire) {
+  for (int day = 1; day <= 5; ++day) {
+    lake_->AddDay(day, 8192);
+    if (day == 3) lake_->Vacuum(1);
+    ASSERT_EQ(Backup(day, {"--no-prune"}).exit_code, 0);
+  }
+  auto tip = Catalog::Load((root_ / "backups").string())->entries().back().id;
+  auto expected = ProjectDigest(root_);
+  fs::remove_all(root_ / "data");  // consolidation must not need the lake
+  auto r = RunLakevault({"consolidate", tip, "--json"}, root_.string(),
+                        {{"LAKEVAULT_NOW", TradingLake::Now(6)}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto doc = nlohmann::json::parse(r.out);
+  EXPECT_EQ(doc["consolidated_from"], tip);
+  std::string full = doc["id"];
+
+  auto catalog = Catalog::Load((root_ / "backups").string());
+  ASSERT_TRUE(catalog.ok());
+  const CatalogEntry* entry = catalog->Find(full).value();
+  EXPECT_EQ(entry->manifest->kind, "full");
+  EXPECT_TRUE(entry->manifest->parent.empty());
+  for (const auto& f : entry->manifest->files) EXPECT_EQ(f.backup, full) << f.path;
+  TempDir out;
+  ASSERT_TRUE(MaterializeBackup(Env::Default(), *catalog, full, out.str()).ok());
+  EXPECT_EQ(ProjectDigest(out.path()), expected);
+  EXPECT_EQ(RunLakevault({"verify", full}, root_.string()).exit_code, 0);
+
+  // With the synthetic full in place, the old chain can go.
+  WriteFile(root_ / "lakevault.yaml", "retention: {days: 0, keep_last: 1}\n");
+  auto prune =
+      RunLakevault({"prune", "--json"}, root_.string(), {{"LAKEVAULT_NOW", TradingLake::Now(6)}});
+  ASSERT_EQ(prune.exit_code, 0) << prune.err;
+  auto listed = nlohmann::json::parse(RunLakevault({"list", "--json"}, root_.string()).out);
+  ASSERT_EQ(listed["backups"].size(), 1u);
+  EXPECT_EQ(listed["backups"][0]["id"], full);
+}
+
 }  // namespace
 }  // namespace lakevault::testing
