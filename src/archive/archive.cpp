@@ -3,12 +3,19 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+#include <thread>
 #include <vector>
+
+#include "archive/parallel_gzip.h"
 
 namespace lakevault {
 
 namespace {
 constexpr size_t kBufferSize = 1 << 20;
+// libdeflate level 6 compresses like gzip -6 (the guide's tar -czf), several times faster.
+constexpr int kGzipLevel = 6;
+// Large enough that member headers and the lost 32 KiB window cost < 0.1% of the ratio.
+constexpr size_t kGzipBlockSize = 4 << 20;
 
 Error ArchiveError(struct archive* a, const std::string& what) {
   const char* message = archive_error_string(a);
@@ -21,6 +28,7 @@ Error ArchiveError(struct archive* a, const std::string& what) {
 struct ArchiveWriter::Impl {
   struct archive* a = nullptr;
   std::unique_ptr<WritableFile> file;
+  std::unique_ptr<ParallelGzipSink> gzip;  // set for .tar.gz: libarchive writes plain tar to it
   Sha256 hash;
   Status io_status;  // the first failure of the output callback, kept for a precise message
   int64_t* bytes_written = nullptr;
@@ -33,13 +41,15 @@ struct ArchiveWriter::Impl {
 namespace {
 la_ssize_t WriteCallback(struct archive*, void* client, const void* buffer, size_t length) {
   auto* impl = static_cast<ArchiveWriter::Impl*>(client);
-  Status s = impl->file->Append(buffer, length);
+  Status s = impl->gzip ? impl->gzip->Write(buffer, length) : impl->file->Append(buffer, length);
   if (!s.ok()) {
     if (impl->io_status.ok()) impl->io_status = s;
     return -1;
   }
-  impl->hash.Update(buffer, length);
-  *impl->bytes_written += static_cast<int64_t>(length);
+  if (!impl->gzip) {
+    impl->hash.Update(buffer, length);
+    *impl->bytes_written += static_cast<int64_t>(length);
+  }
   return static_cast<la_ssize_t>(length);
 }
 int CloseCallback(struct archive*, void*) { return ARCHIVE_OK; }
@@ -56,11 +66,13 @@ Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(Env& env, const std
   archive_write_set_format_pax_restricted(impl.a);
   int rc = ARCHIVE_OK;
   switch (c) {
-    case Compression::kGzip:
-      rc = archive_write_add_filter_gzip(impl.a);
-      // No file name or time in the gzip header: the same input gives the same bytes.
-      if (rc == ARCHIVE_OK) archive_write_set_filter_option(impl.a, "gzip", "timestamp", nullptr);
+    case Compression::kGzip: {
+      int threads = static_cast<int>(std::thread::hardware_concurrency());
+      impl.gzip = std::make_unique<ParallelGzipSink>(*impl.file, &impl.hash, kGzipLevel,
+                                                     threads > 0 ? threads : 1, kGzipBlockSize);
+      rc = archive_write_add_filter_none(impl.a);
       break;
+    }
     case Compression::kZstd:
       rc = archive_write_add_filter_zstd(impl.a);
       break;
@@ -69,7 +81,8 @@ Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(Env& env, const std
       break;
   }
   if (rc != ARCHIVE_OK) return ArchiveError(impl.a, "setting up compression for " + path);
-  // Whole 10 KiB blocks are the tar default; padding the last block keeps GNU tar quiet.
+  // Larger writes into the compressor; no padding after the end-of-archive marker.
+  archive_write_set_bytes_per_block(impl.a, 64 * 1024);
   archive_write_set_bytes_in_last_block(impl.a, 1);
   if (archive_write_open2(impl.a, &impl, nullptr, WriteCallback, CloseCallback, nullptr) !=
       ARCHIVE_OK)
@@ -165,6 +178,10 @@ Status ArchiveWriter::Finish() {
   if (archive_write_close(impl_->a) != ARCHIVE_OK) {
     if (!impl_->io_status.ok()) return impl_->io_status;
     return ArchiveError(impl_->a, "finishing archive " + impl_->file->path());
+  }
+  if (impl_->gzip) {
+    LV_RETURN_IF_ERROR(impl_->gzip->Finish());
+    bytes_written_ = impl_->gzip->bytes_out();
   }
   LV_RETURN_IF_ERROR(impl_->file->Sync());
   LV_RETURN_IF_ERROR(impl_->file->Close());

@@ -1,0 +1,44 @@
+// Gzip output compressed on every core: the stream is cut into blocks, each compressed by
+// libdeflate into its own gzip member, and the members are written in order. Concatenated
+// members are one valid gzip file (RFC 1952 section 2.2): `gzip -d`, `tar -xzf` and libarchive
+// read it as usual. This is what makes a .tar.gz backup several times faster than `tar -czf`.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <future>
+#include <string>
+
+#include "core/env.h"
+#include "core/result.h"
+#include "crypto/sha256.h"
+
+namespace lakevault {
+
+class ParallelGzipSink {
+ public:
+  // Compressed bytes go to `out`, and through `out_hash` when given.
+  ParallelGzipSink(WritableFile& out, Sha256* out_hash, int level, int threads, size_t block_size);
+  ~ParallelGzipSink();
+  Status Write(const void* data, size_t size);
+  // Compresses what is buffered and waits for every block to be written.
+  Status Finish();
+  int64_t bytes_out() const { return bytes_out_; }
+
+ private:
+  Status Dispatch();
+  Status WriteOldest();
+
+  WritableFile& out_;
+  Sha256* out_hash_;
+  int level_;
+  size_t max_in_flight_;
+  size_t block_size_;
+  std::string block_;
+  std::deque<std::future<std::string>> in_flight_;
+  int64_t bytes_out_ = 0;
+  bool wrote_any_block_ = false;
+};
+
+}  // namespace lakevault

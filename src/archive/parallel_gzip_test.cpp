@@ -1,0 +1,81 @@
+#include "archive/parallel_gzip.h"
+
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <random>
+
+#include "support/test_util.h"
+
+namespace lakevault {
+namespace {
+
+// Decompresses every gzip member of `data` with zlib, as `gzip -d` does.
+std::string Gunzip(const std::string& data) {
+  std::string out;
+  z_stream z{};
+  inflateInit2(&z, 16 + MAX_WBITS);
+  z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  z.avail_in = static_cast<uInt>(data.size());
+  char buf[65536];
+  while (true) {
+    z.next_out = reinterpret_cast<Bytef*>(buf);
+    z.avail_out = sizeof buf;
+    int rc = inflate(&z, Z_NO_FLUSH);
+    out.append(buf, sizeof buf - z.avail_out);
+    if (rc == Z_STREAM_END) {
+      if (z.avail_in == 0) break;
+      inflateReset(&z);  // the next member
+      continue;
+    }
+    if (rc != Z_OK) {
+      out = "<inflate error>";
+      break;
+    }
+  }
+  inflateEnd(&z);
+  return out;
+}
+
+std::string Compress(const std::string& input, size_t write_size) {
+  testing::TempDir dir;
+  std::string path = dir.str() + "/out.gz";
+  auto file = Env::Default().NewWritableFile(path, 0600).value();
+  Sha256 hash;
+  ParallelGzipSink sink(*file, &hash, 6, 2, 1 << 20);
+  for (size_t off = 0; off < input.size(); off += write_size)
+    EXPECT_TRUE(sink.Write(input.data() + off, std::min(write_size, input.size() - off)).ok());
+  EXPECT_TRUE(sink.Finish().ok());
+  EXPECT_TRUE(file->Close().ok());
+  std::string out = testing::ReadFile(path);
+  EXPECT_EQ(sink.bytes_out(), static_cast<int64_t>(out.size()));
+  EXPECT_EQ(hash.HexDigest(), Sha256Hex(out));
+  return out;
+}
+
+TEST(ParallelGzipTest, MixedDataRoundTripsThroughZlibAndStaysSmall) {
+  std::mt19937_64 rng(7);
+  std::string input;
+  for (int i = 0; i < 9; ++i) {
+    // Alternate incompressible (random) and compressible (text) stretches of odd sizes.
+    std::string random(700 * 1024 + i * 13, '\0');
+    for (auto& c : random) c = static_cast<char>(rng());
+    input += random;
+    for (int k = 0; k < 5000 + i; ++k)
+      input += "2026-01-05,SPY,450.25,call," + std::to_string(k) + "\n";
+  }
+  std::string gz = Compress(input, 10240);
+  EXPECT_EQ(Gunzip(gz), input);
+  size_t random_bytes = 0;
+  for (int i = 0; i < 9; ++i) random_bytes += 700 * 1024 + i * 13;
+  EXPECT_LT(gz.size(), random_bytes + (input.size() - random_bytes) / 4);
+}
+
+TEST(ParallelGzipTest, EmptyInputIsStillValidGzip) {
+  std::string gz = Compress("", 1);
+  EXPECT_FALSE(gz.empty());
+  EXPECT_EQ(Gunzip(gz), "");
+}
+
+}  // namespace
+}  // namespace lakevault
