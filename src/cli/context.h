@@ -45,6 +45,7 @@ void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddPruneCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddConsolidateCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddSystemdCommand(CLI::App& app, Context& ctx, CommandBody* body);
 
 std::string HumanBytes(int64_t bytes);
 

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   AddVerifyCommand(app, ctx, &body);
   AddPruneCommand(app, ctx, &body);
   AddConsolidateCommand(app, ctx, &body);
+  AddSystemdCommand(app, ctx, &body);
 
   try {
     app.parse(argc, argv);
