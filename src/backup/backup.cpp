@@ -12,6 +12,7 @@
 #include "archive/archive.h"
 #include "backup/publish.h"
 #include "core/lock.h"
+#include "core/progress.h"
 #include "core/time.h"
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
@@ -310,7 +311,9 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   const std::string final_path = (fs::path(dir) / manifest.archive).string();
   const std::string tmp_path = (fs::path(dir) / ("." + manifest.archive + ".tmp")).string();
 
+  ProgressBar progress("backup " + manifest.id, plan.TotalBytes(), options.progress);
   auto take = [&](ArchiveWriter& writer, const PlannedFile& file) -> Status {
+    progress.Advance(file.size);
     if (!parent_files.empty()) {
       if (auto reused = ReusableRecord(env, file, parent_files)) {
         manifest.files.push_back(std::move(*reused));
@@ -361,6 +364,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
                           manifest_json, options.verify_after);
   };
   Status status = write();
+  progress.Done();
   if (!status.ok()) {
     RemoveUnpublished(env, dir, manifest.id, tmp_path, final_path);
     return Error("backup " + manifest.id + " failed: " + status.message() +

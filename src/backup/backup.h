@@ -30,6 +30,7 @@ struct BackupOptions {
   std::optional<std::string> backup_dir;   // --path
   std::optional<Compression> compression;  // --compress
   bool verify_after = true;
+  bool progress = false;  // draw a progress bar on stderr
 };
 
 struct BackupOutcome {

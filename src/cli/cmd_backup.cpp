@@ -61,6 +61,7 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
                                           : BackupKind::kAuto;
       options.full_if_needed = flags->full_if_needed;
       options.now = ctx.fixed_now;
+      options.progress = ctx.ShowProgress();
       options.verify_after = !flags->no_verify;
       if (!flags->path.empty()) options.backup_dir = flags->path;
       if (!flags->compress.empty()) {

@@ -24,6 +24,9 @@ struct Context {
   std::string config_path;
   bool quiet = false;
   bool verbose = false;
+  bool progress = false;  // --progress: draw bars even when stderr is not a terminal
+  // Progress bars: on a terminal unless --quiet, or when forced.
+  bool ShowProgress() const;
   std::string working_dir;
   std::unique_ptr<Env> fault_env;  // set when LAKEVAULT_FAULT asks for injected failures
   // LAKEVAULT_NOW: the time jobs take as "now" (simulations and tests of retention); unset in

@@ -18,6 +18,8 @@ Result<Config> Context::LoadConfig() {
   return config;
 }
 
+bool Context::ShowProgress() const { return progress || (!quiet && ::isatty(2)); }
+
 std::string HumanBytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double value = static_cast<double>(bytes);
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   app.add_option("--config", ctx.config_path, "config file (default: ./lakevault.yaml if present)");
   app.add_flag("-q,--quiet", ctx.quiet, "only errors on stderr");
   app.add_flag("-v,--verbose", ctx.verbose, "debug detail on stderr");
+  app.add_flag("--progress", ctx.progress, "progress bars even when stderr is not a terminal");
 
   CommandBody body;
   AddBackupCommand(app, ctx, &body);
