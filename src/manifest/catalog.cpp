@@ -65,8 +65,9 @@ std::string Sha256SidecarContent(const std::string& hex, const std::string& arch
 
 Result<std::string> ParseSha256Sidecar(const std::string& content,
                                        const std::string& archive_name) {
-  std::string line = content;
-  if (!line.empty() && line.back() == '\n') line.pop_back();
+  // Exactly what we write: one line, newline-terminated. Anything else is damage.
+  if (content.empty() || content.back() != '\n') return Error("sidecar is truncated");
+  std::string line = content.substr(0, content.size() - 1);
   if (line.find('\n') != std::string::npos) return Error("sidecar has more than one line");
   if (line.size() < 66 || line.substr(64, 2) != "  ")
     return Error("sidecar is not in sha256sum format");

@@ -1,0 +1,184 @@
+// Crash campaign: lakevault killed with SIGKILL at random instants of backup, prune and
+// consolidate. After every kill the next run must find the lake byte-identical, every backup
+// with a final name verifying, `list` clean, and the interrupted job completing when run again.
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "support/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace lakevault::testing {
+namespace {
+
+int Scale() {
+  const char* s = std::getenv("LAKEVAULT_CAMPAIGN_SCALE");
+  return s ? std::max(1, std::atoi(s)) : 1;
+}
+
+// Starts lakevault, kills it after `delay`, and reports whether it was still running then.
+bool RunAndKill(const std::vector<std::string>& args, const std::string& cwd,
+                std::chrono::microseconds delay, const std::map<std::string, std::string>& env) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (chdir(cwd.c_str()) != 0) _exit(127);
+    int devnull = open("/dev/null", O_RDWR);
+    dup2(devnull, 0);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    std::vector<char*> argv;
+    std::string bin = BinaryPath();
+    argv.push_back(bin.data());
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  std::this_thread::sleep_for(delay);
+  int status = 0;
+  bool killed = waitpid(pid, &status, WNOHANG) == 0;
+  if (killed) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+  }
+  return killed;
+}
+
+class CrashCampaign : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = tmp_.path() / "v6";
+    for (const char* t : {"delta-0.8.0-partitioned", "table-with-dv-small", "checkpoint-cdf-table"})
+      CopyTree(fs::path(CorpusDir()) / t, root_ / "data/lake" / t);
+    // Some weight, so kills land inside the archive writing too.
+    std::mt19937_64 rng(1);
+    for (int i = 0; i < 6; ++i) {
+      std::string data(512 * 1024, '\0');
+      for (auto& c : data) c = static_cast<char>(rng());
+      WriteFile(
+          root_ / "data/lake/delta-0.8.0-partitioned" / ("extra-" + std::to_string(i) + ".bin"),
+          data);
+    }
+    WriteFile(root_ / ".env", "IB_ACCOUNT=DU777\n");
+    lake_digest_ = TreeDigest(root_ / "data/lake");
+  }
+
+  // The invariants after a kill.
+  void ExpectConsistent(const std::string& context) {
+    ASSERT_EQ(TreeDigest(root_ / "data/lake"), lake_digest_) << context;
+    auto list = RunLakevault({"list", "--json"}, root_.string());
+    ASSERT_EQ(list.exit_code, 0) << context << ": " << list.err;
+    auto doc = nlohmann::json::parse(list.out);
+    for (const auto& b : doc["backups"]) ASSERT_FALSE(b["kind"].is_null()) << context << b.dump();
+    if (!doc["backups"].empty()) {
+      auto verify = RunLakevault({"verify", "--all"}, root_.string());
+      ASSERT_EQ(verify.exit_code, 0) << context << ": " << verify.err;
+    }
+  }
+
+  TempDir tmp_;
+  fs::path root_;
+  std::map<std::string, std::string> lake_digest_;
+};
+
+TEST_F(CrashCampaign, BackupKilledAtRandomInstants) {
+  const int kills = 150 * Scale();
+  std::mt19937 rng(20261124);
+  // Calibrate: how long an uninterrupted backup takes here.
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(RunLakevault({"backup", "--full", "--no-prune"}, root_.string()).exit_code, 0);
+  auto full =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  int interrupted = 0;
+  for (int i = 0; i < kills; ++i) {
+    std::uniform_int_distribution<int64_t> when(0, full.count() * 12 / 10);
+    std::vector<std::string> args = {"backup", "--no-prune"};
+    if (i % 3 == 0) args.push_back("--full");
+    interrupted += RunAndKill(args, root_.string(), std::chrono::microseconds(when(rng)), {});
+    if (i % 10 == 9) ExpectConsistent("after kill " + std::to_string(i));
+    if (HasFatalFailure()) return;
+  }
+  ExpectConsistent("end");
+  // The interrupted job completes when run again.
+  auto again = RunLakevault({"backup"}, root_.string());
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  // No temporary file survives a completed run.
+  for (const auto& e : fs::directory_iterator(root_ / "backups"))
+    EXPECT_FALSE(e.path().filename().string().ends_with(".tmp")) << e.path();
+  RecordProperty("kills_while_running", interrupted);
+  EXPECT_GT(interrupted, kills / 2);
+}
+
+TEST_F(CrashCampaign, PruneKilledAfterEveryDeletion) {
+  // 10 backups; keep only the last 2 (and their chain). Kill after the 1st, 2nd, ... deletion.
+  for (int day = 1; day <= 10; ++day) {
+    char now[32];
+    snprintf(now, sizeof now, "2026-02-%02dT17:00:00Z", day);
+    ASSERT_EQ(RunLakevault({"backup", "--no-prune", day % 4 == 1 ? "--full" : "--incremental"},
+                           root_.string(), {{"LAKEVAULT_NOW", now}})
+                  .exit_code,
+              0);
+  }
+  WriteFile(root_ / "lakevault.yaml", "retention: {days: 0, keep_last: 2}\n");
+  const std::map<std::string, std::string> now = {{"LAKEVAULT_NOW", "2026-02-11T00:00:00Z"}};
+  auto plan = nlohmann::json::parse(
+      RunLakevault({"prune", "--dry-run", "--json"}, root_.string(), now).out);
+  std::set<std::string> keep;
+  for (const auto& b : plan["backups"])
+    if (b["keep"]) keep.insert(b["id"]);
+  int kills = 0;
+  for (int n = 1; n < 60; ++n) {
+    auto env = now;
+    env["LAKEVAULT_TEST_KILL_AFTER_DELETES"] = std::to_string(n);
+    auto r = RunLakevault({"prune"}, root_.string(), env);
+    if (r.exit_code == 0) break;  // nothing left to delete: the prune completed
+    ASSERT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
+    ++kills;
+    ExpectConsistent("prune kill " + std::to_string(n));
+    if (HasFatalFailure()) return;
+    auto listed = nlohmann::json::parse(RunLakevault({"list", "--json"}, root_.string()).out);
+    std::set<std::string> present;
+    for (const auto& b : listed["backups"]) present.insert(b["id"]);
+    for (const auto& id : keep) ASSERT_TRUE(present.count(id)) << id << " lost after kill " << n;
+  }
+  EXPECT_GT(kills, 3);
+  auto listed = nlohmann::json::parse(RunLakevault({"list", "--json"}, root_.string()).out);
+  std::set<std::string> present;
+  for (const auto& b : listed["backups"]) present.insert(b["id"]);
+  EXPECT_EQ(present, keep);
+}
+
+TEST_F(CrashCampaign, ConsolidateKilledAtRandomInstants) {
+  ASSERT_EQ(RunLakevault({"backup", "--full", "--no-prune"}, root_.string()).exit_code, 0);
+  WriteFile(root_ / "data/lake/table-with-dv-small/new-file.bin", std::string(300000, 'x'));
+  lake_digest_ = TreeDigest(root_ / "data/lake");
+  ASSERT_EQ(RunLakevault({"backup", "--incremental", "--no-prune"}, root_.string()).exit_code, 0);
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(RunLakevault({"consolidate"}, root_.string()).exit_code, 0);
+  auto took =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  std::mt19937 rng(7);
+  const int kills = 50 * Scale();
+  for (int i = 0; i < kills; ++i) {
+    std::uniform_int_distribution<int64_t> when(0, took.count() * 12 / 10);
+    RunAndKill({"consolidate", "latest"}, root_.string(), std::chrono::microseconds(when(rng)), {});
+    if (i % 10 == 9) ExpectConsistent("consolidate kill " + std::to_string(i));
+    if (HasFatalFailure()) return;
+  }
+  ExpectConsistent("end");
+}
+
+}  // namespace
+}  // namespace lakevault::testing
