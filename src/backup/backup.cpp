@@ -351,6 +351,10 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       for (const auto& file : table.files) LV_RETURN_IF_ERROR(take(*writer, file));
     }
     for (const auto& file : plan.extra_files) LV_RETURN_IF_ERROR(take(*writer, file));
+    manifest.files_stored = outcome.files_stored;
+    manifest.bytes_stored = outcome.bytes_stored;
+    manifest.duration_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     const std::string manifest_json = ManifestToJson(manifest);
     ArchiveEntry entry;
     entry.path = kManifestMemberName;

@@ -49,6 +49,7 @@ void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddPruneCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddConsolidateCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddSystemdCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddReportCommand(CLI::App& app, Context& ctx, CommandBody* body);
 
 std::string HumanBytes(int64_t bytes);
 

@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   AddPruneCommand(app, ctx, &body);
   AddConsolidateCommand(app, ctx, &body);
   AddSystemdCommand(app, ctx, &body);
+  AddReportCommand(app, ctx, &body);
 
   try {
     app.parse(argc, argv);

@@ -33,6 +33,9 @@ std::string ManifestToJson(const Manifest& m) {
   doc["archive"] = m.archive;
   doc["tool_version"] = m.tool_version;
   if (!m.consolidated_from.empty()) doc["consolidated_from"] = m.consolidated_from;
+  doc["stats"] = {{"duration_seconds", m.duration_seconds},
+                  {"files_stored", m.files_stored},
+                  {"bytes_stored", m.bytes_stored}};
   doc["complete"] = m.complete();
   doc["missing"] = m.missing;
   json tables = json::object();
@@ -78,6 +81,12 @@ Result<Manifest> ParseManifest(const std::string& text) {
     m.archive = doc.value("archive", "");
     m.tool_version = doc.value("tool_version", "");
     m.consolidated_from = doc.value("consolidated_from", "");
+    if (doc.contains("stats") && doc.at("stats").is_object()) {
+      const auto& stats = doc.at("stats");
+      m.duration_seconds = stats.value("duration_seconds", 0.0);
+      m.files_stored = stats.value("files_stored", int64_t{0});
+      m.bytes_stored = stats.value("bytes_stored", int64_t{0});
+    }
     if (doc.contains("missing")) m.missing = doc.at("missing").get<std::vector<std::string>>();
     for (const auto& [name, t] : doc.at("tables").items()) {
       ManifestTable table;

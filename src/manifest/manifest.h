@@ -49,6 +49,11 @@ struct Manifest {
   // Set on a synthetic full made by `consolidate`: the backup whose state it holds. Its
   // "created" is that backup's, the time the lake looked like this.
   std::string consolidated_from;
+  // What writing this backup cost, up to the manifest (verification not included): for the
+  // history in `report` and the metrics.
+  double duration_seconds = 0;
+  int64_t files_stored = 0;
+  int64_t bytes_stored = 0;
   std::vector<ManifestTable> tables;
   std::vector<ManifestFile> files;
   std::vector<std::string> missing;  // referenced files absent at backup time (--allow-missing)

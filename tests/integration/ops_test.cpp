@@ -86,3 +86,39 @@ TEST(GuideScriptsTest, BackupShDryRunBehavesAsLakevaultBackupDryRun) {
 
 }  // namespace
 }  // namespace lakevault::testing
+
+namespace lakevault::testing {
+namespace {
+
+TEST(ReportTest, HtmlReportRendersInChromiumWithTheExpectedNumbers) {
+  TempDir dir;
+  CopyTree(fs::path(CorpusDir()) / "simple_table", dir.path() / "data/lake/position_updates");
+  // Three daily backups, then a gap of three days: one interval breaks a 1-day RPO.
+  for (const char* now : {"2026-03-02T17:00:00Z", "2026-03-03T17:00:00Z", "2026-03-04T17:00:00Z"})
+    ASSERT_EQ(RunLakevault({"backup", "--no-prune"}, dir.str(), {{"LAKEVAULT_NOW", now}}).exit_code,
+              0);
+  fs::path html = dir.path() / "report.html";
+  auto r = RunLakevault({"report", "--html", html.string()}, dir.str(),
+                        {{"LAKEVAULT_NOW", "2026-03-07T17:00:00Z"}});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  auto dom = RunShell(
+      "timeout 120 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+      "--disable-background-networking --disable-component-update --disable-sync "
+      "--user-data-dir=" +
+      dir.str() + "/profile --dump-dom file://" + html.string() + " 2>/dev/null");
+  ASSERT_EQ(dom.exit_code, 0) << "chromium failed (is Debian's chromium installed?)";
+  EXPECT_NE(dom.out.find("id=\"backup-count\">3<"), std::string::npos) << dom.out.substr(0, 2000);
+  EXPECT_NE(dom.out.find("id=\"newest\">backup_20260304_170000<"), std::string::npos);
+  EXPECT_NE(dom.out.find("2 of 3 intervals within the objective; worst gap 3d 0h"),
+            std::string::npos);
+  EXPECT_NE(dom.out.find("class=\"bad\">3d 0h (objective 1d 0h)"), std::string::npos);
+  // Three bars in each history chart, drawn by the browser from inline SVG.
+  size_t bars = 0;
+  for (size_t at = dom.out.find("class=\"bar\""); at != std::string::npos;
+       at = dom.out.find("class=\"bar\"", at + 1))
+    ++bars;
+  EXPECT_EQ(bars, 6u);
+}
+
+}  // namespace
+}  // namespace lakevault::testing
