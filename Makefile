@@ -13,7 +13,7 @@ DEB_PACKAGES := cmake g++ make pkg-config git tar gzip zstd pigz time \
   libcurl4-openssl-dev libdeflate-dev libgtest-dev libgmock-dev \
   rsync openssh-server openssh-client systemd python3 chromium
 
-.PHONY: all deps build demo test bench clean format
+.PHONY: all deps build demo test test-sanitize fuzz bench clean format
 
 all: build
 
@@ -35,6 +35,18 @@ demo: build
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+	@if [ -x tests/fuzz/run.sh ]; then tests/fuzz/run.sh $(FUZZ_SECONDS); fi
+
+# The whole suite again under AddressSanitizer and UBSan (CI runs it after `make test`).
+test-sanitize: deps
+	@$(MAKE) --no-print-directory build BUILD=build-asan SANITIZE=1
+	@cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# libFuzzer targets (src/**/*_fuzz.cpp), each run for FUZZ_SECONDS from tests/fuzz/corpus.
+FUZZ_SECONDS ?= 20
+fuzz: deps
+	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 
 bench: build
 	@bench/run.sh
