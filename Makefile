@@ -10,7 +10,7 @@ export LAKEVAULT_CORPUS := $(CORPUS)
 DEB_PACKAGES := cmake g++ make pkg-config git tar gzip zstd pigz time \
   libarchive-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev \
   libfmt-dev libsnappy-dev libzstd-dev zlib1g-dev libthrift-dev libsodium-dev \
-  libcurl4-openssl-dev libdeflate-dev libgtest-dev libgmock-dev \
+  libcurl4-openssl-dev libdeflate-dev libboost-dev clang-14 libclang-rt-14-dev libgtest-dev libgmock-dev \
   rsync openssh-server openssh-client systemd python3 chromium
 
 .PHONY: all deps build demo test test-sanitize fuzz bench clean format
