@@ -123,7 +123,15 @@ Status AddPlannedFile(Env& env, ArchiveWriter& writer, const PlannedFile& file,
     return Status::Ok();
   }
   auto source = env.NewSequentialFile(file.absolute_path);
-  if (!source.ok()) return source.status();
+  if (!source.ok()) {
+    std::error_code ec;
+    if (file.may_vanish && !std::filesystem::exists(file.absolute_path, ec)) {
+      spdlog::debug("{} was removed during the backup; the pinned version does not need it",
+                    file.relative_path);
+      return Status::Ok();
+    }
+    return source.status();
+  }
   std::unique_ptr<SequentialFile> input = std::move(source).value();
   if (file.mutable_content) input = std::make_unique<PrefixFile>(std::move(input), file.size);
   Sha256 hash;
@@ -274,7 +282,10 @@ void RemoveUnpublished(Env& env, const std::string& dir, const std::string& id,
 Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& options, Env& env) {
   auto started = std::chrono::steady_clock::now();
   BackupOutcome outcome;
-  LV_ASSIGN_OR_RETURN(outcome.plan, PlanBackup(config));
+  PlanOptions plan_options;
+  plan_options.allow_missing = options.allow_missing;
+  plan_options.snapshot_only = options.snapshot_only;
+  LV_ASSIGN_OR_RETURN(outcome.plan, PlanBackup(config, plan_options));
   const BackupPlan& plan = outcome.plan;
   for (const auto& w : plan.warnings) spdlog::warn("{}", w);
   if (options.dry_run) return outcome;

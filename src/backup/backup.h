@@ -31,6 +31,8 @@ struct BackupOptions {
   std::optional<Compression> compression;  // --compress
   bool verify_after = true;
   bool progress = false;  // draw a progress bar on stderr
+  bool allow_missing = false;  // --allow-missing
+  bool snapshot_only = false;  // --snapshot-only
 };
 
 struct BackupOutcome {

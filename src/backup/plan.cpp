@@ -8,6 +8,8 @@
 #include <set>
 
 #include "core/env.h"
+#include "delta/delta.h"
+#include "parquet/parquet.h"
 
 namespace fs = std::filesystem;
 
@@ -85,6 +87,123 @@ Status WalkFiles(const fs::path& dir, const fs::path& root, std::vector<PlannedF
   return Status::Ok();
 }
 
+// Rows of the snapshot: from stats, else from the data files' Parquet footers.
+std::optional<int64_t> CountRows(const delta::Snapshot& snap, const fs::path& dir) {
+  if (auto rows = snap.RowsFromStats()) return rows;
+  int64_t rows = 0;
+  for (const auto& f : snap.files) {
+    if (f.num_records) {
+      rows += *f.num_records;
+    } else {
+      if (f.absolute) return std::nullopt;
+      auto md = parquet::ReadFileMetadata(Env::Default(), (dir / f.path).string());
+      if (!md.ok()) return std::nullopt;
+      rows += md->num_rows;
+    }
+    if (f.dv) rows -= f.dv->cardinality;
+  }
+  return rows;
+}
+
+// Plans one table at its pinned version: the log up to it, every file it references, and
+// (unless snapshot_only) whatever else the table folder holds.
+Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& options,
+                 PlannedTable& table, std::set<std::string>& directories,
+                 std::vector<std::string>& warnings) {
+  LV_ASSIGN_OR_RETURN(auto log, delta::ListLog(dir.string()));
+  int64_t pinned = delta::LatestVersion(log);
+  if (pinned < 0) return Error("table " + table.name + " has no commits in its Delta log");
+  auto snap = delta::LoadSnapshot(Env::Default(), dir.string(), log, pinned);
+  if (!snap.ok())
+    return Error("table " + table.name + ": version " + std::to_string(pinned) +
+                 " is unreadable: " + snap.message());
+  for (const auto& w : snap->warnings) warnings.push_back("table " + table.name + ": " + w);
+  table.version = pinned;
+  table.rows = CountRows(*snap, dir);
+  table.absolute_paths = snap->AbsolutePaths();
+  for (const auto& a : table.absolute_paths)
+    warnings.push_back("table " + table.name + " references " + a +
+                       " outside the table folder; it is not in the backup");
+
+  std::set<std::string> taken;  // relative to the table folder
+  directories.insert(Relative(dir, root));
+  directories.insert(Relative(dir / "_delta_log", root));
+  for (const auto& lf : delta::LogFilesUpTo(log, pinned)) {
+    fs::path p = dir / "_delta_log" / lf.name;
+    auto file = StatFile(p, root);
+    if (!file.ok()) return Error("table " + table.name + ": log entry " + lf.name + ": " + file.message());
+    if (lf.kind == delta::LogFileKind::kSidecar) directories.insert(Relative(p.parent_path(), root));
+    taken.insert("_delta_log/" + lf.name);
+    table.files.push_back(std::move(file).value());
+  }
+  // _last_checkpoint is rewritten in place by writers: read it once now, and keep it only if it
+  // does not point past the pinned version (readers fall back to listing without it).
+  fs::path hint_path = dir / "_delta_log" / "_last_checkpoint";
+  if (fs::exists(hint_path)) {
+    auto text = ReadWholeFile(Env::Default(), hint_path.string());
+    if (text.ok()) {
+      auto hint = nlohmann::json::parse(*text, nullptr, false);
+      if (hint.is_object() && hint.contains("version") && hint["version"].is_number_integer() &&
+          hint["version"].get<int64_t>() <= pinned) {
+        auto file = StatFile(hint_path, root);
+        if (file.ok()) {
+          file->inline_content = *text;
+          file->size = static_cast<int64_t>(text->size());
+          table.files.push_back(std::move(file).value());
+        }
+      }
+    }
+    taken.insert("_delta_log/_last_checkpoint");
+  }
+
+  std::vector<std::string> needed = snap->RequiredFiles();
+  for (const auto& c : snap->cdc_files) needed.push_back(c);
+  for (const auto& rel : needed) {
+    if (taken.count(rel)) continue;
+    fs::path p = dir / rel;
+    std::error_code ec;
+    if (!fs::exists(fs::symlink_status(p, ec))) {
+      table.missing.push_back(Relative(p, root));
+      continue;
+    }
+    LV_ASSIGN_OR_RETURN(auto file, StatFile(p, root));
+    for (fs::path d = p.parent_path(); d != dir && d.has_parent_path(); d = d.parent_path())
+      directories.insert(Relative(d, root));
+    taken.insert(rel);
+    table.files.push_back(std::move(file));
+  }
+  if (!table.missing.empty() && !options.allow_missing) {
+    std::string list;
+    for (size_t i = 0; i < table.missing.size() && i < 5; ++i)
+      list += (i ? ", " : "") + table.missing[i];
+    if (table.missing.size() > 5) list += ", ... (" + std::to_string(table.missing.size()) + " in all)";
+    return Error("table " + table.name + " version " + std::to_string(pinned) +
+                 " references files that are missing: " + list +
+                 " (--allow-missing takes what exists and marks the backup incomplete)");
+  }
+  if (!options.snapshot_only) {
+    std::vector<PlannedFile> rest;
+    std::set<std::string> rest_dirs;
+    LV_RETURN_IF_ERROR(WalkFiles(dir, root, rest, rest_dirs));
+    for (auto& f : rest) {
+      std::string rel = fs::path(f.absolute_path).lexically_relative(dir).generic_string();
+      if (taken.count(rel)) continue;
+      if (rel.rfind("_delta_log/", 0) == 0) {
+        // Log entries past the pinned version are not this version; files the protocol does not
+        // name (statistics folders, writers' leftovers) are kept, as everything else is.
+        auto kind = delta::ClassifyLogName(rel.substr(11));
+        if (kind.version >= 0 || kind.kind != delta::LogFileKind::kOther) continue;
+      }
+      f.may_vanish = true;
+      table.files.push_back(std::move(f));
+    }
+    for (const auto& d : rest_dirs) directories.insert(d);
+  }
+  std::sort(table.files.begin(), table.files.end(),
+            [](const PlannedFile& a, const PlannedFile& b) { return a.relative_path < b.relative_path; });
+  return Status::Ok();
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> FindDeltaTables(const std::string& lake_dir) {
@@ -110,7 +229,7 @@ Result<std::vector<std::string>> FindDeltaTables(const std::string& lake_dir) {
   return tables;
 }
 
-Result<BackupPlan> PlanBackup(const Config& config) {
+Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options) {
   BackupPlan plan;
   plan.root = config.root;
   fs::path root(config.root);
@@ -143,7 +262,7 @@ Result<BackupPlan> PlanBackup(const Config& config) {
     PlannedTable table;
     table.name = name;
     table.relative_path = Relative(dir, root);
-    LV_RETURN_IF_ERROR(WalkFiles(dir, root, table.files, directories));
+    LV_RETURN_IF_ERROR(PlanTable(dir, root, options, table, directories, plan.warnings));
     plan.tables.push_back(std::move(table));
   }
 

@@ -24,6 +24,9 @@ struct PlannedFile {
   // Set: the bytes to store instead of reading absolute_path (e.g. a _last_checkpoint written
   // for the pinned version rather than the live one).
   std::optional<std::string> inline_content;
+  // Not needed by the pinned Delta version (older versions' files, a writer's uncommitted data
+  // file): taken when present, skipped without error if a VACUUM removes it meanwhile.
+  bool may_vanish = false;
 };
 
 struct PlannedTable {
@@ -33,6 +36,7 @@ struct PlannedTable {
   std::optional<int64_t> rows;
   std::vector<PlannedFile> files;
   std::vector<std::string> missing;  // referenced by the log but absent
+  std::vector<std::string> absolute_paths;  // referenced outside the table: not backed up
   int64_t Bytes() const;
 };
 
@@ -51,6 +55,15 @@ struct BackupPlan {
 // table once found. Names are relative to `lake_dir`, sorted.
 Result<std::vector<std::string>> FindDeltaTables(const std::string& lake_dir);
 
-Result<BackupPlan> PlanBackup(const Config& config);
+struct PlanOptions {
+  // Take what exists when the pinned version references missing files, recording them.
+  bool allow_missing = false;
+  // Only the files the pinned version needs; otherwise older versions' files are kept too.
+  bool snapshot_only = false;
+};
+
+// Pins each table at its newest committed version when called and takes the log entries up to
+// it and every file it references (see PlanOptions).
+Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options = {});
 
 }  // namespace lakevault

@@ -19,6 +19,8 @@ struct BackupFlags {
   bool no_verify = false;
   bool full_if_needed = false;
   bool no_prune = false;
+  bool allow_missing = false;
+  bool snapshot_only = false;
   std::string path;
   std::string compress;
 };
@@ -28,8 +30,9 @@ void PrintPlan(const BackupPlan& plan, const std::string& dir, Compression c) {
   fmt::print("would back up {} tables, {} files, {} into {}/ ({})\n", plan.tables.size(),
              plan.TotalFiles(), HumanBytes(plan.TotalBytes()), dir, CompressionName(c));
   for (const auto& t : plan.tables)
-    fmt::print("  table {:<28} {:>6} files {:>12}\n", t.name, t.files.size(),
-               HumanBytes(t.Bytes()));
+    fmt::print("  table {:<28} v{:<6} {:>6} files {:>12}{}\n", t.name, t.version, t.files.size(),
+               HumanBytes(t.Bytes()),
+               t.missing.empty() ? "" : fmt::format("  ({} referenced files missing)", t.missing.size()));
   for (const auto& f : plan.extra_files)
     fmt::print("  file  {:<28} {:>19}\n", f.relative_path, HumanBytes(f.size));
 }
@@ -49,6 +52,10 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   cmd->add_flag("--full-if-needed", flags->full_if_needed,
                 "take a full backup when an incremental has no sound parent");
   cmd->add_flag("--no-prune", flags->no_prune, "do not apply retention after the backup");
+  cmd->add_flag("--allow-missing", flags->allow_missing,
+                "take what exists when a table references missing files (backup is incomplete)");
+  cmd->add_flag("--snapshot-only", flags->snapshot_only,
+                "only the files the pinned Delta version needs (no time travel after restore)");
   cmd->callback([&ctx, flags, body]() {
     *body = [&ctx, flags]() -> Result<int> {
       if (flags->full && flags->incremental)
@@ -63,6 +70,8 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       options.now = ctx.fixed_now;
       options.progress = ctx.ShowProgress();
       options.verify_after = !flags->no_verify;
+      options.allow_missing = flags->allow_missing;
+      options.snapshot_only = flags->snapshot_only;
       if (!flags->path.empty()) options.backup_dir = flags->path;
       if (!flags->compress.empty()) {
         LV_ASSIGN_OR_RETURN(options.compression, ParseCompression(flags->compress));
@@ -88,7 +97,9 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
           doc["tables"].push_back({{"name", t.name},
                                    {"files", t.files.size()},
                                    {"bytes", t.Bytes()},
-                                   {"version", t.version}});
+                                   {"version", t.version},
+                                   {"rows", t.rows ? nlohmann::json(*t.rows) : nlohmann::json()},
+                                   {"missing", t.missing}});
         doc["files"] = outcome.plan.TotalFiles();
         doc["bytes"] = outcome.plan.TotalBytes();
         if (!flags->dry_run) {

@@ -50,6 +50,7 @@ void AddPruneCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddConsolidateCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddSystemdCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddReportCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddCheckCommand(CLI::App& app, Context& ctx, CommandBody* body);
 
 std::string HumanBytes(int64_t bytes);
 

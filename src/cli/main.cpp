@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   AddConsolidateCommand(app, ctx, &body);
   AddSystemdCommand(app, ctx, &body);
   AddReportCommand(app, ctx, &body);
+  AddCheckCommand(app, ctx, &body);
 
   try {
     app.parse(argc, argv);
@@ -89,6 +91,7 @@ int main(int argc, char** argv) {
   if (!body) return kExitUsage;
   Result<int> code = body();
   if (!code.ok()) {
+    std::fflush(stdout);  // the report a command printed comes before its one-line verdict
     spdlog::error("{}", code.message());
     return kExitFailed;
   }

@@ -1,0 +1,47 @@
+// `lakevault check`: opens each Delta table, resolves its newest snapshot and reports what a
+// reader would trip over (the guide's health_check, made precise).
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "core/result.h"
+
+namespace lakevault {
+
+struct TableHealth {
+  std::string name;  // below the lake root
+  std::string path;  // the table folder
+  int64_t version = -1;
+  int64_t checkpoint_version = -1;
+  int64_t live_files = 0;
+  int64_t bytes = 0;
+  std::optional<int64_t> rows;
+  std::string rows_source;  // "stats", "footers", or empty when unknown
+  std::vector<std::string> missing_files;     // relative to the table
+  std::vector<std::string> size_mismatches;   // "path: log says N bytes, file has M"
+  std::vector<std::string> unreadable;        // log entries or files that could not be read
+  std::vector<std::string> absolute_paths;    // referenced outside the table
+  std::vector<std::string> warnings;          // tolerated oddities (stale _last_checkpoint, ...)
+  bool healthy = false;
+};
+
+struct CheckReport {
+  std::vector<TableHealth> tables;
+  bool healthy() const;
+};
+
+TableHealth CheckTable(Env& env, const std::string& table_dir, const std::string& name);
+
+// Checks every table below `lake_dir` (or just `only`, names relative to it). Fails only when
+// the lake cannot be listed or a named table does not exist.
+Result<CheckReport> CheckLake(Env& env, const std::string& lake_dir,
+                              const std::vector<std::string>& only = {});
+
+nlohmann::json CheckReportToJson(const CheckReport& report);
+
+}  // namespace lakevault

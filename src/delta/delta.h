@@ -1,0 +1,117 @@
+// Reading a Delta table's transaction log (PROTOCOL.md of delta-io/delta): listing _delta_log/,
+// JSON commits, classic and v2 checkpoints (Parquet through the parquet module), and resolving
+// the snapshot at a version. No archive or backup code here.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "core/result.h"
+
+namespace lakevault::delta {
+
+enum class LogFileKind {
+  kCommit,          // N.json
+  kCheckpoint,      // N.checkpoint.parquet
+  kCheckpointPart,  // N.checkpoint.P.T.parquet
+  kV2Checkpoint,    // N.checkpoint.UUID.json|parquet
+  kCompaction,      // N.M.compacted.json
+  kChecksum,        // N.crc
+  kLastCheckpoint,  // _last_checkpoint
+  kSidecar,         // _sidecars/...
+  kOther,           // anything else: tolerated, kept in backups
+};
+
+struct LogFile {
+  std::string name;  // relative to _delta_log/, e.g. "00000000000000000003.json", "_sidecars/x"
+  LogFileKind kind = LogFileKind::kOther;
+  int64_t version = -1;      // the version it belongs to (-1 for _last_checkpoint and others)
+  int64_t end_version = -1;  // compaction: last version covered
+  int part = 0, parts = 0;   // multi-part checkpoints
+  uint64_t size = 0;
+};
+
+// Classifies a name relative to _delta_log/ (e.g. "00000000000000000003.json").
+LogFile ClassifyLogName(const std::string& name);
+
+// Lists `table_dir`/_delta_log (recursing into _sidecars/). Fails when the folder is missing.
+Result<std::vector<LogFile>> ListLog(const std::string& table_dir);
+
+// The newest version with a commit or checkpoint, or -1 when the log has none.
+int64_t LatestVersion(const std::vector<LogFile>& log);
+
+// The log files a copy of the table pinned at `version` should hold: commits, checksums and
+// checkpoints (with their sidecars) up to it, compactions ending at or before it, and files of
+// unknown kind. _last_checkpoint is excluded: callers write one that does not point past it.
+std::vector<LogFile> LogFilesUpTo(const std::vector<LogFile>& log, int64_t version);
+
+struct DeletionVector {
+  std::string storage_type;  // "u", "p" or "i"
+  std::string path_or_inline;
+  int64_t offset = 0;
+  int64_t size = 0;
+  int64_t cardinality = 0;
+  std::string file;  // resolved file: relative to the table for 'u', absolute for 'p'; empty 'i'
+};
+
+struct FileAction {
+  std::string path;  // decoded from the log's URL encoding
+  bool absolute = false;
+  int64_t size = -1;
+  std::map<std::string, std::string> partition_values;
+  std::optional<int64_t> num_records;  // from stats
+  std::optional<DeletionVector> dv;
+  int64_t version = -1;  // version of the action that last touched it
+};
+
+struct Snapshot {
+  int64_t version = -1;
+  int64_t checkpoint_version = -1;  // -1: replayed from commit 0
+  std::vector<std::string> checkpoint_files;
+  nlohmann::json protocol;
+  nlohmann::json metadata;
+  std::vector<std::string> partition_columns;
+  std::string column_mapping_mode = "none";
+  std::vector<FileAction> files;       // live add files, sorted by path
+  std::vector<FileAction> tombstones;  // removes still in the log
+  std::vector<std::string> cdc_files;  // _change_data files named by the commits replayed
+  std::map<std::string, int64_t> app_transactions;  // appId -> version
+  std::vector<std::string> unknown_actions;         // names of actions we do not interpret
+  std::vector<std::string> warnings;                // tolerated oddities, e.g. a stale hint
+
+  // Every file (relative to the table) this version needs: live data files and their deletion
+  // vector files. Absolute paths are left out (see AbsolutePaths()).
+  std::vector<std::string> RequiredFiles() const;
+  std::vector<std::string> AbsolutePaths() const;
+  // Sum of numRecords minus deletion-vector cardinalities; nullopt if any live file lacks stats.
+  std::optional<int64_t> RowsFromStats() const;
+};
+
+// Resolves the snapshot at `version` (latest when nullopt). An unreadable entry that the
+// snapshot needs is an error naming the file.
+Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
+                              std::optional<int64_t> version = std::nullopt);
+Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
+                              const std::vector<LogFile>& log, std::optional<int64_t> version);
+
+// Parses a JSON commit (newline-delimited actions). Blank lines are skipped; any malformed line
+// is an error naming its line number. Exposed for tests and fuzzing.
+Result<std::vector<nlohmann::json>> ParseActions(const std::string& text);
+
+// Percent-decoding of paths in the log; fails on a malformed escape.
+Result<std::string> DecodePath(const std::string& encoded);
+// Z85 (ZeroMQ) decoding used by deletion vector ids; fails on bad length or characters.
+Result<std::string> DecodeZ85(const std::string& text);
+// Resolves a deletion vector descriptor to its file (see DeletionVector::file).
+Result<std::string> DeletionVectorFile(const std::string& storage_type,
+                                       const std::string& path_or_inline);
+
+// Whether `dir` is a Delta table (has a _delta_log folder).
+bool IsTable(const std::string& dir);
+
+}  // namespace lakevault::delta
