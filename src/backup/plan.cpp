@@ -66,22 +66,29 @@ Result<PlannedFile> StatFile(const fs::path& path, const fs::path& root) {
 
 // Every file below `dir`, sorted, symlinks kept as links (never followed out of the lake).
 Status WalkFiles(const fs::path& dir, const fs::path& root, std::vector<PlannedFile>& files,
-                 std::set<std::string>& directories) {
+                 std::set<std::string>& directories, bool tolerate_vanish = false) {
   std::vector<fs::path> entries;
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
-  if (ec) return Error("reading folder " + dir.string() + ": " + ec.message());
+  if (ec) {
+    if (tolerate_vanish && ec == std::errc::no_such_file_or_directory) return Status::Ok();
+    return Error("reading folder " + dir.string() + ": " + ec.message());
+  }
   for (const auto& entry : it) entries.push_back(entry.path());
   std::sort(entries.begin(), entries.end());
   directories.insert(Relative(dir, root));
   for (const auto& path : entries) {
     auto status = fs::symlink_status(path, ec);
+    // A writer's staging file may be renamed away between listing and stat.
+    if (tolerate_vanish && status.type() == fs::file_type::not_found) continue;
     if (ec) return Error("reading " + path.string() + ": " + ec.message());
     if (fs::is_directory(status)) {
-      LV_RETURN_IF_ERROR(WalkFiles(path, root, files, directories));
+      LV_RETURN_IF_ERROR(WalkFiles(path, root, files, directories, tolerate_vanish));
     } else {
-      LV_ASSIGN_OR_RETURN(auto file, StatFile(path, root));
-      files.push_back(std::move(file));
+      auto file = StatFile(path, root);
+      if (!file.ok() && tolerate_vanish && !fs::exists(fs::symlink_status(path, ec))) continue;
+      if (!file.ok()) return file.status();
+      files.push_back(std::move(file).value());
     }
   }
   return Status::Ok();
@@ -131,8 +138,10 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
   for (const auto& lf : delta::LogFilesUpTo(log, pinned)) {
     fs::path p = dir / "_delta_log" / lf.name;
     auto file = StatFile(p, root);
-    if (!file.ok()) return Error("table " + table.name + ": log entry " + lf.name + ": " + file.message());
-    if (lf.kind == delta::LogFileKind::kSidecar) directories.insert(Relative(p.parent_path(), root));
+    if (!file.ok())
+      return Error("table " + table.name + ": log entry " + lf.name + ": " + file.message());
+    if (lf.kind == delta::LogFileKind::kSidecar)
+      directories.insert(Relative(p.parent_path(), root));
     taken.insert("_delta_log/" + lf.name);
     table.files.push_back(std::move(file).value());
   }
@@ -176,7 +185,8 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     std::string list;
     for (size_t i = 0; i < table.missing.size() && i < 5; ++i)
       list += (i ? ", " : "") + table.missing[i];
-    if (table.missing.size() > 5) list += ", ... (" + std::to_string(table.missing.size()) + " in all)";
+    if (table.missing.size() > 5)
+      list += ", ... (" + std::to_string(table.missing.size()) + " in all)";
     return Error("table " + table.name + " version " + std::to_string(pinned) +
                  " references files that are missing: " + list +
                  " (--allow-missing takes what exists and marks the backup incomplete)");
@@ -184,7 +194,7 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
   if (!options.snapshot_only) {
     std::vector<PlannedFile> rest;
     std::set<std::string> rest_dirs;
-    LV_RETURN_IF_ERROR(WalkFiles(dir, root, rest, rest_dirs));
+    LV_RETURN_IF_ERROR(WalkFiles(dir, root, rest, rest_dirs, /*tolerate_vanish=*/true));
     for (auto& f : rest) {
       std::string rel = fs::path(f.absolute_path).lexically_relative(dir).generic_string();
       if (taken.count(rel)) continue;
@@ -199,8 +209,9 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     }
     for (const auto& d : rest_dirs) directories.insert(d);
   }
-  std::sort(table.files.begin(), table.files.end(),
-            [](const PlannedFile& a, const PlannedFile& b) { return a.relative_path < b.relative_path; });
+  std::sort(table.files.begin(), table.files.end(), [](const PlannedFile& a, const PlannedFile& b) {
+    return a.relative_path < b.relative_path;
+  });
   return Status::Ok();
 }
 

@@ -38,8 +38,10 @@ TableHealth CheckTable(Env& env, const std::string& table_dir, const std::string
   for (const auto& f : snap->files) {
     int64_t dv = f.dv ? f.dv->cardinality : 0;
     if (f.size > 0) h.bytes += f.size;
-    if (f.num_records) rows_stats += *f.num_records - dv;
-    else stats_complete = false;
+    if (f.num_records)
+      rows_stats += *f.num_records - dv;
+    else
+      stats_complete = false;
     if (f.absolute) {
       if (!f.num_records) footers_complete = false;
       continue;
@@ -57,7 +59,8 @@ TableHealth CheckTable(Env& env, const std::string& table_dir, const std::string
     if (!f.num_records) {
       // Only files without stats are opened: their footer is the only other source of rows.
       auto md = parquet::ReadFileMetadata(env, full);
-      if (md.ok()) rows_footers += md->num_rows - dv;
+      if (md.ok())
+        rows_footers += md->num_rows - dv;
       else {
         h.unreadable.push_back(f.path + ": " + md.message());
         footers_complete = false;

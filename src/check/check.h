@@ -21,12 +21,12 @@ struct TableHealth {
   int64_t live_files = 0;
   int64_t bytes = 0;
   std::optional<int64_t> rows;
-  std::string rows_source;  // "stats", "footers", or empty when unknown
-  std::vector<std::string> missing_files;     // relative to the table
-  std::vector<std::string> size_mismatches;   // "path: log says N bytes, file has M"
-  std::vector<std::string> unreadable;        // log entries or files that could not be read
-  std::vector<std::string> absolute_paths;    // referenced outside the table
-  std::vector<std::string> warnings;          // tolerated oddities (stale _last_checkpoint, ...)
+  std::string rows_source;                   // "stats", "footers", or empty when unknown
+  std::vector<std::string> missing_files;    // relative to the table
+  std::vector<std::string> size_mismatches;  // "path: log says N bytes, file has M"
+  std::vector<std::string> unreadable;       // log entries or files that could not be read
+  std::vector<std::string> absolute_paths;   // referenced outside the table
+  std::vector<std::string> warnings;         // tolerated oddities (stale _last_checkpoint, ...)
   bool healthy = false;
 };
 

@@ -53,6 +53,7 @@ void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body) {
             b["parent"] = m.parent.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.parent);
             b["created"] = m.created;
             b["complete"] = m.complete();
+            b["missing"] = m.missing;
             nlohmann::json tables = nlohmann::json::object();
             for (const auto& t : m.tables)
               tables[t.name] = {

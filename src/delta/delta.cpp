@@ -20,7 +20,8 @@ bool AllDigits(const std::string& s, size_t pos, size_t n) {
 }
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 LogFile Classify(const std::string& name) {
@@ -111,7 +112,8 @@ Result<FileAction> ToFileAction(const nlohmann::json& a, int64_t version) {
   }
   if (auto s = a.find("size"); s != a.end() && s->is_number_integer()) f.size = s->get<int64_t>();
   if (auto pv = a.find("partitionValues"); pv != a.end() && pv->is_object())
-    for (auto& [k, v] : pv->items()) f.partition_values[k] = v.is_string() ? v.get<std::string>() : "";
+    for (auto& [k, v] : pv->items())
+      f.partition_values[k] = v.is_string() ? v.get<std::string>() : "";
   f.num_records = NumRecords(a);
   if (auto d = a.find("deletionVector"); d != a.end() && d->is_object()) {
     DeletionVector dv;
@@ -174,8 +176,8 @@ struct Replay {
 };
 
 const std::vector<std::string> kCheckpointColumns = {
-    "add", "remove", "metaData", "protocol", "txn", "sidecar", "checkpointMetadata",
-    "domainMetadata"};
+    "add", "remove",  "metaData",           "protocol",
+    "txn", "sidecar", "checkpointMetadata", "domainMetadata"};
 
 Result<std::vector<nlohmann::json>> ReadActionsFile(Env& env, const std::string& path) {
   if (EndsWith(path, ".parquet")) return parquet::ReadRowsAsJson(env, path, kCheckpointColumns);
@@ -243,13 +245,18 @@ int JsonDepth(const std::string& line) {
   for (size_t i = 0; i < line.size(); ++i) {
     char c = line[i];
     if (in_string) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_string = false;
+      if (c == '\\')
+        ++i;
+      else if (c == '"')
+        in_string = false;
       continue;
     }
-    if (c == '"') in_string = true;
-    else if (c == '{' || c == '[') max_depth = std::max(max_depth, ++depth);
-    else if (c == '}' || c == ']') --depth;
+    if (c == '"')
+      in_string = true;
+    else if (c == '{' || c == '[')
+      max_depth = std::max(max_depth, ++depth);
+    else if (c == '}' || c == ']')
+      --depth;
   }
   return max_depth;
 }
@@ -296,7 +303,8 @@ Result<std::vector<LogFile>> ListLog(const std::string& table_dir) {
     for (auto& f : out)
       if (f.name.rfind("_sidecars/", 0) == 0) f.kind = LogFileKind::kSidecar;
   }
-  std::sort(out.begin(), out.end(), [](const LogFile& a, const LogFile& b) { return a.name < b.name; });
+  std::sort(out.begin(), out.end(),
+            [](const LogFile& a, const LogFile& b) { return a.name < b.name; });
   return out;
 }
 
@@ -340,7 +348,8 @@ Result<std::vector<nlohmann::json>> ParseActions(const std::string& text) {
     ++line_no;
     start = end + 1;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    if (JsonDepth(line) > 64) return Error("line " + std::to_string(line_no) + ": nested too deeply");
+    if (JsonDepth(line) > 64)
+      return Error("line " + std::to_string(line_no) + ": nested too deeply");
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded()) return Error("line " + std::to_string(line_no) + ": malformed JSON");
     if (!j.is_object()) return Error("line " + std::to_string(line_no) + ": not an action object");
@@ -390,7 +399,8 @@ Result<std::string> DeletionVectorFile(const std::string& storage_type,
                                        const std::string& path_or_inline) {
   if (storage_type == "i") return std::string();
   if (storage_type == "p") return DecodePath(path_or_inline);
-  if (storage_type != "u") return Error("unknown deletion vector storage type '" + storage_type + "'");
+  if (storage_type != "u")
+    return Error("unknown deletion vector storage type '" + storage_type + "'");
   if (path_or_inline.size() < 20) return Error("deletion vector id too short");
   std::string prefix = path_or_inline.substr(0, path_or_inline.size() - 20);
   LV_ASSIGN_OR_RETURN(std::string raw, DecodeZ85(path_or_inline.substr(prefix.size())));
@@ -468,9 +478,9 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
       int64_t hv = hint["version"].get<int64_t>();
       bool found = false;
       for (const auto& f : log)
-        if (f.version == hv && (f.kind == LogFileKind::kCheckpoint ||
-                                f.kind == LogFileKind::kCheckpointPart ||
-                                f.kind == LogFileKind::kV2Checkpoint))
+        if (f.version == hv &&
+            (f.kind == LogFileKind::kCheckpoint || f.kind == LogFileKind::kCheckpointPart ||
+             f.kind == LogFileKind::kV2Checkpoint))
           found = true;
       if (!found)
         warnings.push_back("_last_checkpoint points to version " + std::to_string(hv) +
@@ -504,7 +514,8 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     if (st.ok()) st = replay_commits(r, cp.front().version + 1);
     if (st.ok()) {
       r.snap.checkpoint_version = cp.front().version;
-      for (const auto& f : cp) r.snap.checkpoint_files.insert(r.snap.checkpoint_files.begin(), f.name);
+      for (const auto& f : cp)
+        r.snap.checkpoint_files.insert(r.snap.checkpoint_files.begin(), f.name);
       done = std::move(r);
       break;
     }
@@ -514,7 +525,8 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
   if (!done) {
     Replay r;
     Status st = commits.count(0) ? replay_commits(r, 0)
-                                 : Status(Error(table_dir + ": commit 0 is missing and no usable "
+                                 : Status(Error(table_dir +
+                                                ": commit 0 is missing and no usable "
                                                 "checkpoint covers version " +
                                                 std::to_string(target)));
     if (!st.ok()) return first_error.empty() ? st.error() : Error(first_error);
@@ -529,10 +541,12 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
   snap.unknown_actions.assign(done->unknown.begin(), done->unknown.end());
   snap.warnings = std::move(warnings);
   if (snap.metadata.is_object()) {
-    if (auto pc = snap.metadata.find("partitionColumns"); pc != snap.metadata.end() && pc->is_array())
+    if (auto pc = snap.metadata.find("partitionColumns");
+        pc != snap.metadata.end() && pc->is_array())
       for (auto& c : *pc)
         if (c.is_string()) snap.partition_columns.push_back(c);
-    if (auto conf = snap.metadata.find("configuration"); conf != snap.metadata.end() && conf->is_object())
+    if (auto conf = snap.metadata.find("configuration");
+        conf != snap.metadata.end() && conf->is_object())
       if (auto m = conf->find("delta.columnMapping.mode"); m != conf->end() && m->is_string())
         snap.column_mapping_mode = *m;
   } else {

@@ -8,6 +8,8 @@
 #include <fcntl.h>
 #include <snappy.h>
 #include <sys/stat.h>
+#include <thrift/protocol/TCompactProtocol.h>
+#include <thrift/transport/TBufferTransports.h>
 #include <unistd.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -15,8 +17,6 @@
 #include <cstring>
 #include <functional>
 #include <memory>
-#include <thrift/protocol/TCompactProtocol.h>
-#include <thrift/transport/TBufferTransports.h>
 
 namespace lakevault::parquet {
 namespace {
@@ -34,9 +34,8 @@ constexpr size_t kMaxPage = 512u << 20;
 class ThriftReader {
  public:
   ThriftReader(const uint8_t* data, size_t size)
-      : buffer_(std::make_shared<TMemoryBuffer>(const_cast<uint8_t*>(data),
-                                                static_cast<uint32_t>(size),
-                                                TMemoryBuffer::OBSERVE)),
+      : buffer_(std::make_shared<TMemoryBuffer>(
+            const_cast<uint8_t*>(data), static_cast<uint32_t>(size), TMemoryBuffer::OBSERVE)),
         proto_(buffer_),
         size_(size) {}
   Proto& p() { return proto_; }
@@ -135,9 +134,9 @@ struct RawMetadata {
 
 std::string LogicalName(ThriftReader& r) {
   // LogicalType is a union: the set field's id names the type.
-  static const char* names[] = {"",     "STRING", "MAP",     "LIST",      "ENUM", "DECIMAL",
-                                "DATE", "TIME",   "TIMESTAMP", "",        "INTEGER",
-                                "UNKNOWN", "JSON", "BSON",  "UUID",      "FLOAT16"};
+  static const char* names[] = {"",     "STRING", "MAP",       "LIST",   "ENUM",    "DECIMAL",
+                                "DATE", "TIME",   "TIMESTAMP", "",       "INTEGER", "UNKNOWN",
+                                "JSON", "BSON",   "UUID",      "FLOAT16"};
   std::string out;
   r.Struct([&](int16_t id, TType) {
     if (id > 0 && id < 16) out = names[id];
@@ -155,20 +154,37 @@ RawMetadata DecodeFileMetaData(ThriftReader& r) {
           RawSchemaElement e;
           r.Struct([&](int16_t fid, TType) {
             switch (fid) {
-              case 1: e.type = r.I32(); return true;
-              case 2: e.type_length = r.I32(); return true;
-              case 3: e.repetition = r.I32(); return true;
-              case 4: e.name = r.String(); return true;
-              case 5: e.num_children = r.I32(); return true;
-              case 6: e.converted = r.I32(); return true;
-              case 10: e.logical = LogicalName(r); return true;
-              default: return false;
+              case 1:
+                e.type = r.I32();
+                return true;
+              case 2:
+                e.type_length = r.I32();
+                return true;
+              case 3:
+                e.repetition = r.I32();
+                return true;
+              case 4:
+                e.name = r.String();
+                return true;
+              case 5:
+                e.num_children = r.I32();
+                return true;
+              case 6:
+                e.converted = r.I32();
+                return true;
+              case 10:
+                e.logical = LogicalName(r);
+                return true;
+              default:
+                return false;
             }
           });
           md.schema.push_back(std::move(e));
         });
         return true;
-      case 3: md.num_rows = r.I64(); return true;
+      case 3:
+        md.num_rows = r.I64();
+        return true;
       case 4:
         r.List([&] {
           RawRowGroup rg;
@@ -181,14 +197,29 @@ RawMetadata DecodeFileMetaData(ThriftReader& r) {
                     if (cid != 3) return false;
                     r.Struct([&](int16_t mid, TType) {
                       switch (mid) {
-                        case 1: cc.type = r.I32(); return true;
-                        case 3: r.List([&] { cc.path.push_back(r.String()); }); return true;
-                        case 4: cc.codec = r.I32(); return true;
-                        case 5: cc.num_values = r.I64(); return true;
-                        case 7: cc.total_compressed = r.I64(); return true;
-                        case 9: cc.data_page_offset = r.I64(); return true;
-                        case 11: cc.dictionary_page_offset = r.I64(); return true;
-                        default: return false;
+                        case 1:
+                          cc.type = r.I32();
+                          return true;
+                        case 3:
+                          r.List([&] { cc.path.push_back(r.String()); });
+                          return true;
+                        case 4:
+                          cc.codec = r.I32();
+                          return true;
+                        case 5:
+                          cc.num_values = r.I64();
+                          return true;
+                        case 7:
+                          cc.total_compressed = r.I64();
+                          return true;
+                        case 9:
+                          cc.data_page_offset = r.I64();
+                          return true;
+                        case 11:
+                          cc.dictionary_page_offset = r.I64();
+                          return true;
+                        default:
+                          return false;
                       }
                     });
                     return true;
@@ -196,16 +227,24 @@ RawMetadata DecodeFileMetaData(ThriftReader& r) {
                   rg.columns.push_back(std::move(cc));
                 });
                 return true;
-              case 2: rg.total_byte_size = r.I64(); return true;
-              case 3: rg.num_rows = r.I64(); return true;
-              default: return false;
+              case 2:
+                rg.total_byte_size = r.I64();
+                return true;
+              case 3:
+                rg.num_rows = r.I64();
+                return true;
+              default:
+                return false;
             }
           });
           md.row_groups.push_back(std::move(rg));
         });
         return true;
-      case 6: md.created_by = r.String(); return true;
-      default: return false;
+      case 6:
+        md.created_by = r.String();
+        return true;
+      default:
+        return false;
     }
   });
   return md;
@@ -515,31 +554,52 @@ PageHeader DecodePageHeader(ThriftReader& r) {
   PageHeader h;
   r.Struct([&](int16_t id, TType) {
     switch (id) {
-      case 1: h.type = r.I32(); return true;
-      case 2: h.uncompressed = r.I32(); return true;
-      case 3: h.compressed = r.I32(); return true;
+      case 1:
+        h.type = r.I32();
+        return true;
+      case 2:
+        h.uncompressed = r.I32();
+        return true;
+      case 3:
+        h.compressed = r.I32();
+        return true;
       case 5:  // DataPageHeader
       case 7:  // DictionaryPageHeader
         r.Struct([&](int16_t fid, TType) {
-          if (fid == 1) h.num_values = r.I32();
-          else if (fid == 2) h.encoding = r.I32();
-          else return false;
+          if (fid == 1)
+            h.num_values = r.I32();
+          else if (fid == 2)
+            h.encoding = r.I32();
+          else
+            return false;
           return true;
         });
         return true;
       case 8:  // DataPageHeaderV2
         r.Struct([&](int16_t fid, TType) {
           switch (fid) {
-            case 1: h.num_values = r.I32(); return true;
-            case 4: h.encoding = r.I32(); return true;
-            case 5: h.def_bytes = r.I32(); return true;
-            case 6: h.rep_bytes = r.I32(); return true;
-            case 7: h.v2_compressed = r.Bool(); return true;
-            default: return false;
+            case 1:
+              h.num_values = r.I32();
+              return true;
+            case 4:
+              h.encoding = r.I32();
+              return true;
+            case 5:
+              h.def_bytes = r.I32();
+              return true;
+            case 6:
+              h.rep_bytes = r.I32();
+              return true;
+            case 7:
+              h.v2_compressed = r.Bool();
+              return true;
+            default:
+              return false;
           }
         });
         return true;
-      default: return false;
+      default:
+        return false;
     }
   });
   return h;
@@ -913,8 +973,9 @@ Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& 
         if (c.path == leaves[li].path) cc = &c;
       if (!cc) return Error(path + ": no column chunk for " + leaves[li].path.back());
       Status st = ReadColumnChunk(file, *cc, leaves[li], cols[li]);
-      if (!st.ok()) return Error(path + ": column " + leaves[li].path.front() + "." +
-                                 leaves[li].path.back() + ": " + st.message());
+      if (!st.ok())
+        return Error(path + ": column " + leaves[li].path.front() + "." + leaves[li].path.back() +
+                     ": " + st.message());
       if (cols[li].def.size() != cols[li].rep.size())
         return Error(path + ": inconsistent levels in " + leaves[li].path.back());
     }

@@ -1,5 +1,7 @@
 #include "verify/verify.h"
 
+#include <stdlib.h>
+
 #include <filesystem>
 #include <map>
 #include <set>
@@ -8,6 +10,7 @@
 
 #include "archive/archive.h"
 #include "crypto/sha256.h"
+#include "delta/delta.h"
 #include "manifest/chain.h"
 
 namespace fs = std::filesystem;
@@ -16,7 +19,69 @@ namespace lakevault {
 
 namespace {
 constexpr size_t kManifestLimit = 512u << 20;
+constexpr int64_t kLogMemberLimit = 256 << 20;
+
+// Resolves each table's Delta log as the backup holds it and compares the version, the row
+// count and the referenced files with the manifest.
+void CheckTablesAgainstContent(const Manifest& manifest,
+                               const std::vector<const VerifyReport*>& holders,
+                               VerifyReport& report) {
+  std::set<std::string> paths(manifest.missing.begin(), manifest.missing.end());
+  for (const auto& f : manifest.files) paths.insert(f.path);
+  for (const auto& table : manifest.tables) {
+    if (table.version < 0) continue;
+    std::string prefix = table.path + "/_delta_log/";
+    char tmpl[] = "/tmp/lakevault-verify-XXXXXX";
+    if (!::mkdtemp(tmpl)) {
+      report.Fail(manifest.id + ": cannot create a scratch folder to check table " + table.name);
+      return;
+    }
+    fs::path scratch(tmpl);
+    bool written = true;
+    for (const auto& f : manifest.files) {
+      if (f.path.rfind(prefix, 0) != 0 || !f.link.empty()) continue;
+      const std::string* content = nullptr;
+      for (const VerifyReport* h : holders)
+        if (h->id == f.backup) {
+          auto it = h->log_members.find(f.path);
+          if (it != h->log_members.end()) content = &it->second;
+        }
+      if (!content) {
+        written = false;
+        break;
+      }
+      fs::path out = scratch / "t/_delta_log" / f.path.substr(prefix.size());
+      std::error_code ec;
+      fs::create_directories(out.parent_path(), ec);
+      if (!WriteFileAtomically(Env::Default(), out.string(), *content).ok()) written = false;
+    }
+    if (written) {
+      auto snap = delta::LoadSnapshot(Env::Default(), (scratch / "t").string(), std::nullopt);
+      if (!snap.ok()) {
+        report.Fail(manifest.id + ": table " + table.name +
+                    ": the backed-up log is unreadable: " + snap.message());
+      } else {
+        if (snap->version != table.version)
+          report.Fail(manifest.id + ": table " + table.name +
+                      ": the backed-up log ends at version " + std::to_string(snap->version) +
+                      ", the manifest says " + std::to_string(table.version));
+        auto rows = snap->RowsFromStats();
+        if (rows && table.rows && *rows != *table.rows)
+          report.Fail(manifest.id + ": table " + table.name + ": the backed-up log holds " +
+                      std::to_string(*rows) + " rows, the manifest says " +
+                      std::to_string(*table.rows));
+        for (const auto& rel : snap->RequiredFiles())
+          if (!paths.count(table.path + "/" + rel))
+            report.Fail(manifest.id + ": table " + table.name + ": " + rel +
+                        " (needed by version " + std::to_string(snap->version) +
+                        ") is not in the backup");
+      }
+    }
+    std::error_code ec;
+    fs::remove_all(scratch, ec);
+  }
 }
+}  // namespace
 
 VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& archive_path,
                            const std::optional<std::string>& expected_sha256,
@@ -76,6 +141,9 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
     Sha256 hash;
     int64_t size = 0;
     bool failed = false;
+    const bool is_log =
+        entry.path.find("/_delta_log/") != std::string::npos && entry.size <= kLogMemberLimit;
+    std::string* log_content = is_log ? &report.log_members[entry.path] : nullptr;
     while (true) {
       auto n = (*reader)->Read(buffer.data(), buffer.size());
       if (!n.ok()) {
@@ -84,6 +152,7 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
         break;
       }
       if (*n == 0) break;
+      if (log_content) log_content->append(buffer.data(), *n);
       hash.Update(buffer.data(), *n);
       size += static_cast<int64_t>(*n);
       report.bytes += static_cast<int64_t>(*n);
@@ -192,7 +261,18 @@ VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const Catal
     return r;
   };
   VerifyReport report = verify_one(entry);
-  if (!entry.manifest || entry.manifest->kind == "full") return report;
+  if (!entry.manifest) return report;
+  std::vector<VerifyReport> ancestors;
+  auto check_content = [&]() {
+    if (!report.ok || !report.manifest) return;
+    std::vector<const VerifyReport*> holders = {&report};
+    for (const auto& a : ancestors) holders.push_back(&a);
+    CheckTablesAgainstContent(*report.manifest, holders, report);
+  };
+  if (entry.manifest->kind == "full") {
+    check_content();
+    return report;
+  }
   auto chain = ResolveChain(catalog, entry.id);
   if (!chain.ok()) {
     report.Fail(entry.id + ": " + chain.message());
@@ -208,6 +288,7 @@ VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const Catal
     VerifyReport ancestor = verify_one(*link);
     for (const auto& p : ancestor.problems)
       report.Fail(entry.id + " needs " + link->id + ", which failed: " + p);
+    ancestors.push_back(std::move(ancestor));
   }
   for (const auto& file : entry.manifest->files) {
     if (file.backup == entry.id) continue;
@@ -223,6 +304,7 @@ VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const Catal
       report.Fail(entry.id + ": " + file.path + ": " + file.backup +
                   " does not hold these bytes (checksum differs)");
   }
+  check_content();
   return report;
 }
 

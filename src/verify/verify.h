@@ -20,6 +20,9 @@ struct VerifyReport {
   int64_t members = 0;
   int64_t bytes = 0;
   std::optional<Manifest> manifest;  // the one found in the archive
+  // Contents of the Delta log members this archive holds (path -> bytes), so the tables'
+  // versions and row counts can be checked against the manifest without a second read.
+  std::map<std::string, std::string> log_members;
   void Fail(const std::string& problem) {
     ok = false;
     problems.push_back(problem);

@@ -99,7 +99,8 @@ TEST(Delta, PathsAndDeletionVectors) {
   auto f = delta::DeletionVectorFile("u", "ab^-aqEH.-t@S}K{vb[*k^");
   ASSERT_TRUE(f.ok()) << f.message();
   EXPECT_EQ(*f, "ab/deletion_vector_d2c639aa-8816-431a-aaf6-d3fe2512ff61.bin");
-  EXPECT_EQ(*delta::DeletionVectorFile("i", "wi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L"), "");
+  EXPECT_EQ(*delta::DeletionVectorFile("i", "wi5b=000010000siXQKl0rr91000f55c8Xg0@@D72lkbi5=-{L"),
+            "");
   EXPECT_EQ(*delta::DeletionVectorFile("p", "s3://bucket/dv%20x.bin"), "s3://bucket/dv x.bin");
   EXPECT_FALSE(delta::DeletionVectorFile("u", "short").ok());
   EXPECT_FALSE(delta::DeletionVectorFile("x", "whatever").ok());

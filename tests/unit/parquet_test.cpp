@@ -25,9 +25,9 @@ std::vector<fs::path> CorpusCheckpoints() {
   return out;
 }
 
-const std::vector<std::string> kActions = {"add",      "remove",  "metaData",
-                                           "protocol", "txn",     "sidecar",
-                                           "checkpointMetadata", "domainMetadata"};
+const std::vector<std::string> kActions = {
+    "add", "remove",  "metaData",           "protocol",
+    "txn", "sidecar", "checkpointMetadata", "domainMetadata"};
 
 }  // namespace
 
