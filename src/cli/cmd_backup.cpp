@@ -30,9 +30,10 @@ void PrintPlan(const BackupPlan& plan, const std::string& dir, Compression c) {
   fmt::print("would back up {} tables, {} files, {} into {}/ ({})\n", plan.tables.size(),
              plan.TotalFiles(), HumanBytes(plan.TotalBytes()), dir, CompressionName(c));
   for (const auto& t : plan.tables)
-    fmt::print("  table {:<28} v{:<6} {:>6} files {:>12}{}\n", t.name, t.version, t.files.size(),
-               HumanBytes(t.Bytes()),
-               t.missing.empty() ? "" : fmt::format("  ({} referenced files missing)", t.missing.size()));
+    fmt::print(
+        "  table {:<28} v{:<6} {:>6} files {:>12}{}\n", t.name, t.version, t.files.size(),
+        HumanBytes(t.Bytes()),
+        t.missing.empty() ? "" : fmt::format("  ({} referenced files missing)", t.missing.size()));
   for (const auto& f : plan.extra_files)
     fmt::print("  file  {:<28} {:>19}\n", f.relative_path, HumanBytes(f.size));
 }
@@ -76,7 +77,16 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       if (!flags->compress.empty()) {
         LV_ASSIGN_OR_RETURN(options.compression, ParseCompression(flags->compress));
       }
+      ctx.record_job = !flags->dry_run;
+      ctx.job_backup_dir = BackupDirFor(config, options);
       LV_ASSIGN_OR_RETURN(BackupOutcome outcome, RunBackup(config, options, ctx.env()));
+      ctx.job_details = {{"id", outcome.manifest.id},
+                         {"kind", outcome.manifest.kind},
+                         {"bytes_read", outcome.plan.TotalBytes()},
+                         {"bytes_written", outcome.bytes_stored},
+                         {"archive_bytes", outcome.archive_bytes},
+                         {"files", outcome.plan.TotalFiles()},
+                         {"tables", outcome.plan.tables.size()}};
       // Retention after every backup; a failure here keeps the new backup and says so.
       std::optional<PruneOutcome> pruned;
       if (!flags->dry_run && !flags->no_prune) {

@@ -31,6 +31,8 @@ void AddPruneCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       if (!flags->path.empty()) where.backup_dir = flags->path;
       PruneOptions options;
       options.dry_run = flags->dry_run;
+      ctx.record_job = !flags->dry_run;
+      ctx.job_backup_dir = BackupDirFor(config, where);
       if (const char* k = std::getenv("LAKEVAULT_TEST_KILL_AFTER_DELETES"))
         options.kill_after_deletes = std::atoi(k);
       LV_ASSIGN_OR_RETURN(PruneOutcome outcome, RunPrune(ctx.env(), BackupDirFor(config, where),

@@ -34,6 +34,7 @@ void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
       std::string dir = flags->path.empty() ? config.BackupDir()
                                             : std::filesystem::absolute(flags->path).string();
+      ctx.job_backup_dir = dir;
       LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
       std::vector<const CatalogEntry*> targets;
       if (flags->all) {

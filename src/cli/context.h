@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <nlohmann/json.hpp>
 
 #include "config/config.h"
 #include "core/env.h"
@@ -35,6 +36,10 @@ struct Context {
   TimePoint Now() const { return fixed_now.value_or(Clock::now()); }
 
   Env& env() { return fault_env ? *fault_env : Env::Default(); }
+  // Set by state-changing commands for the record kept after the job (state, metrics, alerts).
+  nlohmann::json job_details = nlohmann::json::object();
+  std::string job_backup_dir;  // when the command used another folder than backup_path
+  bool record_job = true;      // false for dry runs and read-only modes
   // Loads the config and opens its log file. Errors are configuration errors (exit 2).
   Result<Config> LoadConfig();
 };
@@ -51,6 +56,8 @@ void AddConsolidateCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddSystemdCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddReportCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddCheckCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddRestoreCommands(CLI::App& app, Context& ctx, CommandBody* body);
+void AddDrillStatusCommands(CLI::App& app, Context& ctx, CommandBody* body);
 
 std::string HumanBytes(int64_t bytes);
 

@@ -3,13 +3,17 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "backup/backup.h"
 #include "cli/context.h"
+#include "ops/notify.h"
+#include "state/state.h"
 
 namespace lakevault::cli {
 
@@ -57,6 +61,8 @@ int main(int argc, char** argv) {
   AddSystemdCommand(app, ctx, &body);
   AddReportCommand(app, ctx, &body);
   AddCheckCommand(app, ctx, &body);
+  AddRestoreCommands(app, ctx, &body);
+  AddDrillStatusCommands(app, ctx, &body);
 
   try {
     app.parse(argc, argv);
@@ -89,7 +95,31 @@ int main(int argc, char** argv) {
     ctx.fixed_now = *parsed;
   }
   if (!body) return kExitUsage;
+  const std::string command =
+      app.get_subcommands().empty() ? "" : app.get_subcommands()[0]->get_name();
+  static const std::set<std::string> kJobs = {"backup",   "verify", "prune",      "restore",
+                                              "rollback", "drill",  "consolidate"};
+  auto job_started = std::chrono::steady_clock::now();
+  const TimePoint job_time = ctx.Now();
   Result<int> code = body();
+  if (kJobs.count(command) && ctx.record_job) {
+    auto config = lakevault::LoadConfig(ctx.working_dir, ctx.config_path);
+    if (config.ok()) {
+      JobRecord record;
+      record.job = command;
+      record.ok = code.ok() && *code == kExitOk;
+      record.time = FormatIso8601(job_time);
+      record.seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - job_started).count();
+      if (!code.ok())
+        record.error = code.message();
+      else if (*code != kExitOk)
+        record.error = ctx.job_details.value("error", "exit " + std::to_string(*code));
+      record.details = ctx.job_details;
+      std::string dir = ctx.job_backup_dir.empty() ? config->BackupDir() : ctx.job_backup_dir;
+      AfterJob(*config, dir, record, ctx.env(), ctx.Now());
+    }
+  }
   if (!code.ok()) {
     std::fflush(stdout);  // the report a command printed comes before its one-line verdict
     spdlog::error("{}", code.message());

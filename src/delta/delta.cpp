@@ -100,6 +100,7 @@ bool IsAbsolute(const std::string& path) {
 Result<FileAction> ToFileAction(const nlohmann::json& a, int64_t version) {
   FileAction f;
   f.version = version;
+  f.action = a;
   auto p = a.find("path");
   if (p == a.end() || !p->is_string()) return Error("file action without a path");
   LV_ASSIGN_OR_RETURN(f.path, DecodePath(p->get<std::string>()));

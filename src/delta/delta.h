@@ -67,6 +67,7 @@ struct FileAction {
   std::optional<int64_t> num_records;  // from stats
   std::optional<DeletionVector> dv;
   int64_t version = -1;  // version of the action that last touched it
+  nlohmann::json action;  // the action's body as the log holds it
 };
 
 struct Snapshot {

@@ -6,11 +6,13 @@
 
 #include <filesystem>
 #include <map>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
 #include "archive/archive.h"
 #include "crypto/sha256.h"
+#include "manifest/catalog.h"
 #include "manifest/chain.h"
 
 namespace fs = std::filesystem;
@@ -64,6 +66,15 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
   // Which archive holds which wanted file.
   std::map<std::string, std::unordered_map<std::string, const ManifestFile*>> wanted;
   size_t expected = 0;
+  // A file below a symlink would be written wherever the link points: refused up front.
+  std::set<std::string> links;
+  for (const auto& file : manifest.files)
+    if (!file.link.empty()) links.insert(file.path);
+  for (const auto& file : manifest.files)
+    for (fs::path p = fs::path(file.path).parent_path(); !p.empty(); p = p.parent_path())
+      if (links.count(p.generic_string()))
+        return Error("backup " + id + ": " + file.path + " lies below the symlink " +
+                     p.generic_string() + "; refusing to write through it");
   for (const auto& file : manifest.files) {
     if (!IsSafeMemberPath(file.path))
       return Error("backup " + id + ": manifest names an unsafe path '" + file.path + "'");
@@ -87,9 +98,20 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
   const fs::path root(dest);
   for (const CatalogEntry* link : chain) {
     auto it = wanted.find(link->id);
-    if (it == wanted.end()) continue;
-    auto& files = it->second;
-    LV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(env, link->archive_path));
+    if (it == wanted.end() && !options.verify_archives) continue;
+    std::unordered_map<std::string, const ManifestFile*> none;
+    auto& files = it == wanted.end() ? none : it->second;
+    std::string expected_sha;
+    if (options.verify_archives) {
+      auto sidecar = ReadWholeFile(env, Sha256SidecarPath(link->archive_path));
+      if (!sidecar.ok())
+        return Error(link->id + ": checksum sidecar " + link->archive_name + ".sha256 is missing");
+      LV_ASSIGN_OR_RETURN(expected_sha, ParseSha256Sidecar(*sidecar, link->archive_name));
+    }
+    Sha256 whole;
+    LV_ASSIGN_OR_RETURN(
+        auto reader,
+        ArchiveReader::Open(env, link->archive_path, options.verify_archives ? &whole : nullptr));
     while (!files.empty()) {
       ArchiveEntry entry;
       LV_ASSIGN_OR_RETURN(bool more, reader->Next(&entry));
@@ -110,12 +132,20 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
           return Error(link->id + ": " + file.path + ": archive member is not a regular file");
         Status s = WriteMember(env, *reader, file, target, buffer, &outcome.bytes);
         if (!s.ok()) return s.error().Context("restoring from " + link->id);
+        if (options.on_progress) options.on_progress(outcome.bytes);
       }
       outcome.files++;
       files.erase(found);
     }
     if (!files.empty())
       return Error(link->id + ": " + files.begin()->first + " is missing from the archive");
+    if (options.verify_archives) {
+      LV_RETURN_IF_ERROR(reader->Drain());
+      if (whole.HexDigest() != expected_sha)
+        return Error(link->id +
+                     ": archive checksum does not match its .sha256 sidecar (the file "
+                     "is damaged)");
+    }
   }
   if (static_cast<size_t>(outcome.files) != expected)
     return Error("backup " + id + ": restored " + std::to_string(outcome.files) + " of " +

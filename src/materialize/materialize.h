@@ -15,6 +15,11 @@ namespace lakevault {
 struct MaterializeOptions {
   // Only paths for which this returns true are written (all when unset); e.g. one table.
   std::function<bool(const std::string& path)> include;
+  // Read every archive of the chain to its end and compare its SHA-256 with the .sha256
+  // sidecar: with the per-file checks this is a full verification in the same pass.
+  bool verify_archives = false;
+  // Called with the bytes written so far (for progress bars).
+  std::function<void(int64_t)> on_progress;
 };
 
 struct MaterializeOutcome {
