@@ -117,9 +117,13 @@ std::optional<int64_t> CountRows(const delta::Snapshot& snap, const fs::path& di
 Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& options,
                  PlannedTable& table, std::set<std::string>& directories,
                  std::vector<std::string>& warnings) {
-  LV_ASSIGN_OR_RETURN(auto log, delta::ListLog(dir.string()));
-  int64_t pinned = delta::LatestVersion(log);
+  LV_ASSIGN_OR_RETURN(auto first, delta::ListLog(dir.string()));
+  int64_t pinned = delta::LatestVersion(first);
   if (pinned < 0) return Error("table " + table.name + " has no commits in its Delta log");
+  // A listing taken while a writer renames its commit into place may miss that one entry (POSIX
+  // readdir makes no promise for entries renamed meanwhile). Every commit up to the pinned
+  // version was in place before the first listing ended, so a second listing holds them all.
+  LV_ASSIGN_OR_RETURN(auto log, delta::ListLog(dir.string()));
   auto snap = delta::LoadSnapshot(Env::Default(), dir.string(), log, pinned);
   if (!snap.ok())
     return Error("table " + table.name + ": version " + std::to_string(pinned) +
