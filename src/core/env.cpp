@@ -97,6 +97,11 @@ class PosixEnv final : public Env {
     if (rc != 0) return ErrnoError("renaming " + from + " to " + to, errno);
     return Status::Ok();
   }
+  Status Exchange(const std::string& a, const std::string& b) override {
+    if (::renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) != 0)
+      return ErrnoError("exchanging " + a + " and " + b, errno);
+    return Status::Ok();
+  }
   Status SyncDir(const std::string& dir) override {
     int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ErrnoError("opening folder " + dir, errno);
@@ -183,6 +188,10 @@ class FaultInjectingEnv final : public Env {
   Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
     if (faults_.Hit("rename")) return ErrnoError("renaming " + from + " to " + to, EIO);
     return base_.Rename(from, to, no_replace);
+  }
+  Status Exchange(const std::string& a, const std::string& b) override {
+    if (faults_.Hit("rename")) return ErrnoError("exchanging " + a + " and " + b, EIO);
+    return base_.Exchange(a, b);
   }
   Status SyncDir(const std::string& dir) override {
     if (faults_.Hit("fsync")) return ErrnoError("fsync folder " + dir, EIO);

@@ -40,6 +40,9 @@ class Env {
   virtual Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) = 0;
   // With no_replace, fails with "exists" instead of overwriting `to` (renameat2 RENAME_NOREPLACE).
   virtual Status Rename(const std::string& from, const std::string& to, bool no_replace) = 0;
+  // Swaps two existing paths in one step (renameat2 RENAME_EXCHANGE): a reader sees one or the
+  // other, never neither. Fails with EINVAL where the file system cannot.
+  virtual Status Exchange(const std::string& a, const std::string& b) = 0;
   virtual Status SyncDir(const std::string& dir) = 0;
   virtual Status RemoveFile(const std::string& path) = 0;
 

@@ -38,7 +38,14 @@ struct Item {
   std::string staged;
   std::string aside;
   bool existed = false;
+  uint64_t old_inode = 0;  // of `live` before the swap: tells old from new after a kill
 };
+
+uint64_t InodeOf(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_ino);
+}
 
 struct Journal {
   std::string id;
@@ -54,8 +61,11 @@ std::string JournalToJson(const Journal& j) {
   doc["created"] = j.created;
   doc["items"] = nlohmann::json::array();
   for (const auto& i : j.items)
-    doc["items"].push_back(
-        {{"live", i.live}, {"staged", i.staged}, {"aside", i.aside}, {"existed", i.existed}});
+    doc["items"].push_back({{"live", i.live},
+                            {"staged", i.staged},
+                            {"aside", i.aside},
+                            {"existed", i.existed},
+                            {"old_inode", i.old_inode}});
   return doc.dump(2) + "\n";
 }
 
@@ -71,7 +81,7 @@ Result<Journal> ReadJournal(Env& env, const fs::path& run) {
   if (doc.contains("items") && doc["items"].is_array())
     for (const auto& i : doc["items"])
       j.items.push_back(Item{i.value("live", ""), i.value("staged", ""), i.value("aside", ""),
-                             i.value("existed", false)});
+                             i.value("existed", false), i.value("old_inode", uint64_t{0})});
   return j;
 }
 
@@ -87,8 +97,8 @@ Status Rename(Env& env, const std::string& from, const std::string& to) {
   return env.SyncDir(fs::path(from).parent_path().string());
 }
 
-// Puts one item back as it was before the swap. Safe to repeat: each state between the two
-// renames of the swap is recognised.
+// Puts one item back as it was before the swap. Safe to repeat: each state the swap passes
+// through is recognised by where the old inode is.
 Status UndoItem(Env& env, const Item& item, const fs::path& trash) {
   std::error_code ec;
   bool live = fs::exists(fs::symlink_status(item.live, ec));
@@ -96,16 +106,38 @@ Status UndoItem(Env& env, const Item& item, const fs::path& trash) {
   bool staged = fs::exists(fs::symlink_status(item.staged, ec));
   static int counter = 0;
   auto discard = [&]() {
-    return Rename(
-        env, item.live,
-        (trash / (std::to_string(::getpid()) + "-" + std::to_string(counter++))).string());
+    return Rename(env, item.live,
+                  (trash / (std::to_string(::getpid()) + "-" + std::to_string(counter++))).string());
   };
   if (aside) {
     if (live) LV_RETURN_IF_ERROR(discard());
     return Rename(env, item.aside, item.live);
   }
+  if (item.existed && staged && live && item.old_inode != 0 && InodeOf(item.staged) == item.old_inode) {
+    // Exchanged, not yet moved aside: exchange back in one step.
+    LV_RETURN_IF_ERROR(env.Exchange(item.staged, item.live));
+    return env.SyncDir(fs::path(item.live).parent_path().string());
+  }
   if (!item.existed && live && !staged) return discard();
   return Status::Ok();
+}
+
+// Swaps the staged copy in: one atomic exchange where the file system can, so readers of the
+// lake see the old or the new state and never a gap; then the old copy is moved aside.
+Status SwapItem(Env& env, const Item& item, int n) {
+  if (!item.existed) {
+    KillPoint("swap-" + std::to_string(n));
+    return Rename(env, item.staged, item.live);
+  }
+  Status exchanged = env.Exchange(item.staged, item.live);
+  if (exchanged.ok()) {
+    LV_RETURN_IF_ERROR(env.SyncDir(fs::path(item.live).parent_path().string()));
+    KillPoint("swap-" + std::to_string(n));
+    return Rename(env, item.staged, item.aside);
+  }
+  LV_RETURN_IF_ERROR(Rename(env, item.live, item.aside));
+  KillPoint("swap-" + std::to_string(n));
+  return Rename(env, item.staged, item.live);
 }
 
 Status UndoAll(Env& env, const fs::path& run, const Journal& j) {
@@ -461,14 +493,29 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
 
   // Swap in: every item is renamed aside, then the staged copy renamed in. Same file system
   // only, or renames would be copies.
-  for (const auto* t : tables)
-    journal.items.push_back(Item{(root / t->path).string(), (run / "staging" / t->path).string(),
-                                 (run / "previous" / t->path).string(),
-                                 fs::exists(root / t->path)});
-  for (const auto& p : config_paths)
-    journal.items.push_back(Item{(root / p).string(), (run / "staging" / p).string(),
-                                 (run / "previous" / p).string(),
-                                 fs::exists(fs::symlink_status(root / p, ec))});
+  auto add_item = [&](const std::string& rel) {
+    Item item{(root / rel).string(), (run / "staging" / rel).string(),
+              (run / "previous" / rel).string(), fs::exists(fs::symlink_status(root / rel, ec)), 0};
+    item.old_inode = item.existed ? InodeOf(item.live) : 0;
+    journal.items.push_back(item);
+  };
+  if (request.tables.empty()) {
+    // The whole lake is one item: the swap is a single exchange of two folders. As with the
+    // guide's `rm -rf data/lake && tar -xzf`, the lake becomes the backup's; anything else in
+    // it stays in the rollback copy.
+    fs::create_directories(run / "staging" / manifest.lake, ec);
+    std::set<std::string> in_backup;
+    for (const auto* t : tables) in_backup.insert(fs::path(t->name).begin()->string());
+    std::error_code lec;
+    for (const auto& e : fs::directory_iterator(config.LakeDir(), lec))
+      if (!in_backup.count(e.path().filename().string()))
+        spdlog::warn("{} is not in backup {}; it moves to the rollback copy with the old lake",
+                     e.path().string(), entry->id);
+    add_item(manifest.lake);
+  } else {
+    for (const auto* t : tables) add_item(t->path);
+  }
+  for (const auto& p : config_paths) add_item(p);
   for (const auto& item : journal.items)
     if (DeviceOf(item.live) != DeviceOf(run)) {
       discard_run();
@@ -508,11 +555,7 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
   };
   Status swapped = steps.Run("swap in", [&]() -> Status {
     int n = 0;
-    for (const auto& item : journal.items) {
-      if (item.existed) LV_RETURN_IF_ERROR(Rename(env, item.live, item.aside));
-      KillPoint("swap-" + std::to_string(++n));
-      LV_RETURN_IF_ERROR(Rename(env, item.staged, item.live));
-    }
+    for (const auto& item : journal.items) LV_RETURN_IF_ERROR(SwapItem(env, item, ++n));
     return Status::Ok();
   });
   if (!swapped.ok()) return roll_back("swapping failed: " + swapped.message(), false);
