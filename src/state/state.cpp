@@ -46,8 +46,9 @@ Result<State> LoadState(Env& env, const std::string& backup_dir) {
 }
 
 Status RecordJob(Env& env, const std::string& backup_dir, const JobRecord& record) {
+  // A job that failed before the backup folder existed leaves no folder behind for its record.
   std::error_code ec;
-  std::filesystem::create_directories(backup_dir, ec);
+  if (!std::filesystem::is_directory(backup_dir, ec)) return Status::Ok();
   auto loaded = LoadState(env, backup_dir);
   State state = loaded.ok() ? std::move(loaded).value() : State{};
   JobState& js = state.jobs[record.job];

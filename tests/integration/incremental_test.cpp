@@ -281,10 +281,10 @@ TEST_F(IncrementalTest, PruneKilledMidwayLosesNoKeptBackupAndLeavesNoTrap) {
   auto relisted = nlohmann::json::parse(RunLakevault({"list", "--json"}, root_.string()).out);
   for (const auto& b : relisted["backups"]) present.insert(b["id"]);
   EXPECT_EQ(present, keep);
-  // Nothing but the kept backups' files and the lock remain.
+  // Nothing but the kept backups' files, the lock and the job history remain.
   for (const auto& e : fs::directory_iterator(root_ / "backups")) {
     std::string name = e.path().filename().string();
-    if (name == ".lakevault.lock") continue;
+    if (name == ".lakevault.lock" || name == ".lakevault-state.json") continue;
     EXPECT_TRUE(keep.count(name.substr(0, 22))) << name;
   }
 }

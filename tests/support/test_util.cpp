@@ -119,6 +119,8 @@ std::map<std::string, std::string> FolderState(const fs::path& dir) {
   for (auto it = fs::recursive_directory_iterator(dir); it != fs::recursive_directory_iterator();
        ++it) {
     std::string rel = it->path().lexically_relative(dir).generic_string();
+    // Job history is rewritten by every run, failed ones included, by design.
+    if (rel == ".lakevault-state.json") continue;
     struct stat st;
     lstat(it->path().c_str(), &st);
     state[rel] = std::to_string(st.st_size) + "@" + std::to_string(st.st_mtim.tv_sec) + "." +
