@@ -44,7 +44,7 @@ test-sanitize: deps
 	  ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 # libFuzzer targets (src/**/*_fuzz.cpp), each run for FUZZ_SECONDS from tests/fuzz/corpus.
-FUZZ_SECONDS ?= 20
+FUZZ_SECONDS ?= 15
 fuzz: deps
 	@tests/fuzz/run.sh $(FUZZ_SECONDS)
 

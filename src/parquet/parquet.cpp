@@ -921,6 +921,12 @@ Result<FileMetadata> ReadFileMetadata(Env&, const std::string& path) {
 Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& path,
                                                    const std::vector<std::string>& fields) {
   LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
+  return ParseRowsAsJson(file, fields, path);
+}
+
+Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
+                                                    const std::vector<std::string>& fields,
+                                                    const std::string& path) {
   if (file.size() < 12 || file.compare(0, 4, "PAR1") != 0)
     return Error(path + ": not a Parquet file");
   auto mdr = DecodeFooterBytes(file, nullptr);

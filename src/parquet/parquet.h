@@ -48,5 +48,9 @@ Result<FileMetadata> ParseFooter(const std::string& tail);
 // FLOAT/DOUBLE numbers, BYTE_ARRAY strings; nulls inside a struct are JSON null.
 Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& path,
                                                    const std::vector<std::string>& fields);
+// The same on a whole file already in memory (`name` is used in errors). For fuzzing.
+Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
+                                                    const std::vector<std::string>& fields,
+                                                    const std::string& name);
 
 }  // namespace lakevault::parquet

@@ -561,11 +561,13 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
   if (!swapped.ok()) return roll_back("swapping failed: " + swapped.message(), false);
   KillPoint("after-swap");
   if (hooks) {
-    for (const auto& [stage, commands] :
-         std::vector<std::pair<std::string, const std::vector<std::string>*>>{
-             {"reconcile", &config.hooks.reconcile},
-             {"start", &config.hooks.start},
-             {"verify", &config.hooks.verify}}) {
+    const std::vector<std::pair<std::string, const std::vector<std::string>*>> stages = {
+        {"reconcile", &config.hooks.reconcile},
+        {"start", &config.hooks.start},
+        {"verify", &config.hooks.verify}};
+    for (const auto& named : stages) {
+      const std::string& stage = named.first;
+      const std::vector<std::string>* commands = named.second;
       Status s = steps.Run(stage + " hooks",
                            [&] { return RunHooks(stage, *commands, config.root, hook_env); });
       KillPoint("hook-" + stage);
