@@ -27,7 +27,7 @@ step "$bin" backup --dry-run
 step "$bin" backup
 step "$bin" list
 step "$bin" verify latest
-if "$bin" --help | grep -qE '^ +check( |$)'; then step "$bin" check; fi
+step "$bin" check
 
 archive=$(ls backups/backup_*.tar.gz | tail -n 1)
 step bash -c "cd backups && sha256sum -c $(basename "$archive").sha256"
@@ -37,6 +37,14 @@ step diff -r data/lake /tmp/lakevault-demo-restore/data/lake
 cmp .env /tmp/lakevault-demo-restore/.env
 cmp config/production.yaml /tmp/lakevault-demo-restore/config/production.yaml
 rm -rf /tmp/lakevault-demo-restore
+
+# The guide's restore, as one transactional command, then undone; and a recovery drill.
+echo "junk" > data/lake/$(ls data/lake | head -n 1)/junk.txt
+step "$bin" restore --yes
+step "$bin" rollback
+rm -f data/lake/*/junk.txt
+step "$bin" drill
+step "$bin" status || true
 
 files=$(find data/lake -type f | wc -l)
 bytes=$(du -sb data/lake | cut -f1)
