@@ -382,6 +382,9 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   progress.Done();
   if (!status.ok()) {
     RemoveUnpublished(env, dir, manifest.id, tmp_path, final_path);
+    if (std::filesystem::exists(final_path))
+      return Error("backup " + manifest.id + " is written and verified, but " + status.message() +
+                   "; it may not survive a power loss until the folder is synced");
     return Error("backup " + manifest.id + " failed: " + status.message() +
                  "; no backup was written, earlier backups are untouched");
   }

@@ -180,5 +180,43 @@ TEST_F(CrashCampaign, ConsolidateKilledAtRandomInstants) {
   ExpectConsistent("end");
 }
 
+TEST_F(CrashCampaign, RestoreKilledAtRandomInstants) {
+  ASSERT_EQ(RunLakevault({"backup", "--full", "--no-prune"}, root_.string()).exit_code, 0);
+  const auto backed_up = lake_digest_;
+  // The live lake drifts from the backup; a restore must land on one of the two states.
+  WriteFile(root_ / "data/lake/table-with-dv-small/junk.bin", std::string(200000, 'j'));
+  fs::remove(root_ / "data/lake/checkpoint-cdf-table/_delta_log/00000000000000000005.json");
+  const auto drifted = TreeDigest(root_ / "data/lake");
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(RunLakevault({"restore", "--yes", "--with-config"}, root_.string()).exit_code, 0);
+  auto took =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  ASSERT_EQ(TreeDigest(root_ / "data/lake"), backed_up);
+  ASSERT_EQ(RunLakevault({"rollback"}, root_.string()).exit_code, 0);
+  ASSERT_EQ(TreeDigest(root_ / "data/lake"), drifted);
+  std::mt19937 rng(11);
+  const int kills = 60 * Scale();
+  int interrupted = 0;
+  for (int i = 0; i < kills; ++i) {
+    std::uniform_int_distribution<int64_t> when(0, took.count() * 12 / 10);
+    interrupted += RunAndKill({"restore", "--yes", "--with-config"}, root_.string(),
+                              std::chrono::microseconds(when(rng)), {});
+    auto now = TreeDigest(root_ / "data/lake");
+    ASSERT_TRUE(now == drifted || now == backed_up) << "a mixed lake after restore kill " << i;
+    // The next run puts the state before the restore back (or undoes a finished one).
+    auto rb = RunLakevault({"rollback"}, root_.string());
+    ASSERT_TRUE(rb.exit_code == 0 || rb.err.find("no restore to roll back") != std::string::npos)
+        << rb.err;
+    ASSERT_EQ(TreeDigest(root_ / "data/lake"), drifted) << "after restore kill " << i;
+    ASSERT_EQ(ReadFile(root_ / ".env"), "IB_ACCOUNT=DU777\n");
+  }
+  // The interrupted job completes when run again.
+  auto again = RunLakevault({"restore", "--yes"}, root_.string());
+  ASSERT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_EQ(TreeDigest(root_ / "data/lake"), backed_up);
+  RecordProperty("restore_kills_while_running", interrupted);
+  EXPECT_GT(interrupted, kills / 3);
+}
+
 }  // namespace
 }  // namespace lakevault::testing
