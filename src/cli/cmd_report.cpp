@@ -3,6 +3,8 @@
 #include <filesystem>
 
 #include "backup/backup.h"
+#include "check/check.h"
+#include "drill/drill.h"
 #include "cli/context.h"
 #include "core/time.h"
 #include "manifest/catalog.h"
@@ -37,6 +39,22 @@ Result<ReportData> GatherReportData(Context& ctx, const Config& config, const st
     b.duration_seconds = e.manifest->duration_seconds;
     if (e.last_verify) b.verified = e.last_verify->ok;
     data.backups.push_back(b);
+  }
+  for (const auto& d : AllDrills(dir))
+    data.drills.push_back(ReportDrill{d.time, d.id, d.rto_seconds, d.ok});
+  if (std::filesystem::is_directory(config.LakeDir())) {
+    auto checked = CheckLake(ctx.env(), config.LakeDir());
+    if (checked.ok()) {
+      data.tables_checked = true;
+      for (const auto& t : checked->tables) {
+        std::string problem = !t.unreadable.empty()        ? t.unreadable.front()
+                              : !t.missing_files.empty()   ? "missing " + t.missing_files.front()
+                              : !t.size_mismatches.empty() ? t.size_mismatches.front()
+                                                           : "";
+        data.tables.push_back(
+            ReportTable{t.name, t.version, t.rows, t.live_files, t.bytes, t.healthy, problem});
+      }
+    }
   }
   return data;
 }

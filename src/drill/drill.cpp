@@ -57,26 +57,31 @@ Result<DrillReport> DrillReportFromJson(const nlohmann::json& doc) {
   return r;
 }
 
-std::optional<DrillReport> LastDrill(const std::string& backup_dir) {
+std::vector<DrillReport> AllDrills(const std::string& backup_dir) {
+  std::vector<DrillReport> out;
   fs::path dir = fs::path(backup_dir) / "drills";
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return std::nullopt;
+  if (!fs::is_directory(dir, ec)) return out;
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(dir, ec))
     if (e.path().extension() == ".json" && e.path().filename().string().rfind("drill_", 0) == 0)
       files.push_back(e.path());
   std::sort(files.begin(), files.end());
-  for (auto it = files.rbegin(); it != files.rend(); ++it) {
-    auto text = ReadWholeFile(Env::Default(), it->string());
+  for (const auto& f : files) {
+    auto text = ReadWholeFile(Env::Default(), f.string());
     if (!text.ok()) continue;
-    auto doc = nlohmann::json::parse(*text, nullptr, false);
-    auto r = DrillReportFromJson(doc);
-    if (r.ok()) {
-      r->report_path = it->string();
-      return std::move(r).value();
-    }
+    auto r = DrillReportFromJson(nlohmann::json::parse(*text, nullptr, false));
+    if (!r.ok()) continue;
+    r->report_path = f.string();
+    out.push_back(std::move(r).value());
   }
-  return std::nullopt;
+  return out;
+}
+
+std::optional<DrillReport> LastDrill(const std::string& backup_dir) {
+  auto all = AllDrills(backup_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back();
 }
 
 Result<DrillReport> RunDrill(const Config& config, const std::string& backup_dir,

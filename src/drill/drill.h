@@ -49,5 +49,7 @@ Result<DrillReport> RunDrill(const Config& config, const std::string& backup_dir
 
 // The newest stored drill report, if any.
 std::optional<DrillReport> LastDrill(const std::string& backup_dir);
+// Every stored drill report, oldest first (unreadable ones skipped).
+std::vector<DrillReport> AllDrills(const std::string& backup_dir);
 
 }  // namespace lakevault

@@ -97,6 +97,7 @@ TEST(ReportTest, HtmlReportRendersInChromiumWithTheExpectedNumbers) {
   for (const char* now : {"2026-03-02T17:00:00Z", "2026-03-03T17:00:00Z", "2026-03-04T17:00:00Z"})
     ASSERT_EQ(RunLakevault({"backup", "--no-prune"}, dir.str(), {{"LAKEVAULT_NOW", now}}).exit_code,
               0);
+  ASSERT_EQ(RunLakevault({"drill"}, dir.str()).exit_code, 0);
   fs::path html = dir.path() / "report.html";
   auto r = RunLakevault({"report", "--html", html.string()}, dir.str(),
                         {{"LAKEVAULT_NOW", "2026-03-07T17:00:00Z"}});
@@ -112,12 +113,18 @@ TEST(ReportTest, HtmlReportRendersInChromiumWithTheExpectedNumbers) {
   EXPECT_NE(dom.out.find("2 of 3 intervals within the objective; worst gap 3d 0h"),
             std::string::npos);
   EXPECT_NE(dom.out.find("class=\"bad\">3d 0h (objective 1d 0h)"), std::string::npos);
-  // Three bars in each history chart, drawn by the browser from inline SVG.
+  // Three bars in each history chart and one in the drill chart, drawn by the browser from
+  // inline SVG.
   size_t bars = 0;
   for (size_t at = dom.out.find("class=\"bar\""); at != std::string::npos;
        at = dom.out.find("class=\"bar\"", at + 1))
     ++bars;
-  EXPECT_EQ(bars, 6u);
+  EXPECT_EQ(bars, 7u);
+  // The drill and the table's health, from `drill` and `check`.
+  EXPECT_NE(dom.out.find("id=\"drills\""), std::string::npos);
+  EXPECT_EQ(dom.out.find("no drill yet"), std::string::npos);
+  EXPECT_NE(dom.out.find("<td>position_updates</td><td>4</td>"), std::string::npos)
+      << dom.out.substr(dom.out.find("id=\"tables\""), 600);
 }
 
 }  // namespace
