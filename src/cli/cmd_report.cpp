@@ -4,9 +4,9 @@
 
 #include "backup/backup.h"
 #include "check/check.h"
-#include "drill/drill.h"
 #include "cli/context.h"
 #include "core/time.h"
+#include "drill/drill.h"
 #include "manifest/catalog.h"
 #include "report/report.h"
 

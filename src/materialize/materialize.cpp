@@ -70,11 +70,15 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
   std::set<std::string> links;
   for (const auto& file : manifest.files)
     if (!file.link.empty()) links.insert(file.path);
-  for (const auto& file : manifest.files)
-    for (fs::path p = fs::path(file.path).parent_path(); !p.empty(); p = p.parent_path())
+  for (const auto& file : manifest.files) {
+    if (!IsSafeMemberPath(file.path))
+      return Error("backup " + id + ": manifest names an unsafe path '" + file.path + "'");
+    for (fs::path p = fs::path(file.path).parent_path(); !p.empty() && p != p.parent_path();
+         p = p.parent_path())
       if (links.count(p.generic_string()))
         return Error("backup " + id + ": " + file.path + " lies below the symlink " +
                      p.generic_string() + "; refusing to write through it");
+  }
   for (const auto& file : manifest.files) {
     if (!IsSafeMemberPath(file.path))
       return Error("backup " + id + ": manifest names an unsafe path '" + file.path + "'");

@@ -99,6 +99,7 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
     int64_t size;
   };
   std::map<std::string, Seen> seen;
+  std::set<std::string> links;
   std::string manifest_text;
   bool manifest_last = false;
   std::vector<char> buffer(1 << 20);
@@ -136,6 +137,15 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
     }
     if (entry.type == EntryType::kSymlink) {
       seen[entry.path] = Seen{"", 0};
+      // A link must resolve inside the tree it is restored into.
+      fs::path resolved =
+          (fs::path(entry.path).parent_path() / entry.link_target).lexically_normal();
+      std::string r = resolved.generic_string();
+      if (entry.link_target.empty() || entry.link_target.front() == '/' || r == ".." ||
+          r.rfind("../", 0) == 0)
+        report.Fail(id + ": symlink " + entry.path + " points outside the backup (" +
+                    entry.link_target + ")");
+      links.insert(entry.path);
       continue;
     }
     Sha256 hash;
@@ -163,6 +173,11 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
     }
     seen[entry.path] = Seen{hash.HexDigest(), size};
   }
+  for (const auto& [path, info] : seen)
+    for (fs::path p = fs::path(path).parent_path(); !p.empty() && p != p.parent_path();
+         p = p.parent_path())
+      if (links.count(p.generic_string()))
+        report.Fail(id + ": " + path + " lies below the symlink " + p.generic_string());
   if (readable) {
     Status drained = (*reader)->Drain();
     if (!drained.ok()) {

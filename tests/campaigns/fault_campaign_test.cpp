@@ -18,7 +18,8 @@ namespace {
 
 // Failure points to try per kind: every one up to 12, then spread out, until a run no longer
 // reaches the Nth call.
-const std::vector<int> kPoints = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 16, 24, 40, 64, 100, 160, 250, 400, 640, 1000};
+const std::vector<int> kPoints = {1,  2,  3,  4,  5,  6,   7,   8,   9,   10,  11,
+                                  12, 16, 24, 40, 64, 100, 160, 250, 400, 640, 1000};
 const std::vector<std::string> kKinds = {"write", "fsync", "rename", "read", "create"};
 
 class FaultCampaign : public ::testing::Test {
@@ -53,8 +54,9 @@ TEST_F(FaultCampaign, EveryBackupFailurePointLosesNothing) {
       std::string now = "2026-12-01T10:" + std::to_string(10 + second / 60) + ":" +
                         (second % 60 < 10 ? "0" : "") + std::to_string(second % 60) + "Z";
       ++second;
-      auto r = RunLakevault({"backup", "--no-prune"}, root_.string(),
-                            {{"LAKEVAULT_FAULT", kind + ":" + std::to_string(n)}, {"LAKEVAULT_NOW", now}});
+      auto r = RunLakevault(
+          {"backup", "--no-prune"}, root_.string(),
+          {{"LAKEVAULT_FAULT", kind + ":" + std::to_string(n)}, {"LAKEVAULT_NOW", now}});
       ASSERT_EQ(TreeDigest(root_ / "data/lake"), lake);
       if (r.exit_code == 0) break;  // the run made fewer than n such calls
       ++failures;

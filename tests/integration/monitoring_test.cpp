@@ -24,7 +24,8 @@ namespace {
 // line that is not valid.
 std::map<std::string, double> ParsePrometheus(const std::string& text) {
   std::map<std::string, double> out;
-  std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*)?\})? ([-+]?[0-9.eE+-]+|NaN|[+-]Inf)$)");
+  std::regex sample(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\]*")*)?\})? ([-+]?[0-9.eE+-]+|NaN|[+-]Inf)$)");
   std::regex help(R"(^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]* .+$)");
   std::map<std::string, std::string> types;
   for (const auto& line : Lines(text)) {
@@ -116,12 +117,14 @@ class MonitoringTest : public ::testing::Test {
     root_ = tmp_.path() / "project";
     CopyTree(fs::path(CorpusDir()) / "table-with-dv-small", root_ / "data/lake/option_legs");
     WriteFile(root_ / "config/production.yaml", "broker: ib\n");
-    WriteFile(root_ / ".env", "IB_PASSWORD=hunter2-secret-value\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI-secret\n");
+    WriteFile(root_ / ".env",
+              "IB_PASSWORD=hunter2-secret-value\nAWS_SECRET_ACCESS_KEY=wJalrXUtnFEMI-secret\n");
   }
   void Config(const std::string& extra) {
     WriteFile(root_ / "lakevault.yaml",
               "metrics_file: metrics/lakevault.prom\n"
-              "hooks:\n  on_failure: [\"echo \\\"$LAKEVAULT_JOB: $LAKEVAULT_ERROR\\\" >> failures.log\"]\n" +
+              "hooks:\n  on_failure: [\"echo \\\"$LAKEVAULT_JOB: $LAKEVAULT_ERROR\\\" >> "
+              "failures.log\"]\n" +
                   extra);
   }
   RunResult Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
@@ -188,16 +191,17 @@ TEST_F(MonitoringTest, SecretsNeverAppearInOutputsLogsOrMetrics) {
   std::map<std::string, std::string> env = {{"AWS_ACCESS_KEY_ID", "AKIASECRETKEYID12345"},
                                             {"AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI-env-secret"}};
   std::string all;
-  for (auto args : std::vector<std::vector<std::string>>{{"backup", "--json"},
-                                                         {"backup", "-v"},
-                                                         {"list", "--json"},
-                                                         {"verify", "--json"},
-                                                         {"check", "--json"},
-                                                         {"status", "--json"},
-                                                         {"drill", "--json"},
-                                                         {"restore", "--yes", "--json", "--with-config"},
-                                                         {"restore", "nope"},
-                                                         {"report", "--html", "r.html"}}) {
+  for (auto args :
+       std::vector<std::vector<std::string>>{{"backup", "--json"},
+                                             {"backup", "-v"},
+                                             {"list", "--json"},
+                                             {"verify", "--json"},
+                                             {"check", "--json"},
+                                             {"status", "--json"},
+                                             {"drill", "--json"},
+                                             {"restore", "--yes", "--json", "--with-config"},
+                                             {"restore", "nope"},
+                                             {"report", "--html", "r.html"}}) {
     auto r = Run(args, env);
     all += r.out + r.err;
   }

@@ -20,9 +20,11 @@ class RestoreTest : public ::testing::Test {
   void SetUp() override {
     root_ = tmp_.path() / "project";
     fs::create_directories(root_ / "data/lake");
-    CopyTree(fs::path(CorpusDir()) / "delta-0.8.0-partitioned", root_ / "data/lake/position_updates");
+    CopyTree(fs::path(CorpusDir()) / "delta-0.8.0-partitioned",
+             root_ / "data/lake/position_updates");
     CopyTree(fs::path(CorpusDir()) / "table-with-dv-small", root_ / "data/lake/option_legs");
-    CopyTree(fs::path(CorpusDir()) / "checkpoint-cdf-table", root_ / "data/lake/strategy_executions");
+    CopyTree(fs::path(CorpusDir()) / "checkpoint-cdf-table",
+             root_ / "data/lake/strategy_executions");
     WriteFile(root_ / "config/production.yaml", "broker: ib\n");
     WriteFile(root_ / ".env", "IB_ACCOUNT=DU123456\n");
   }
@@ -120,8 +122,10 @@ TEST_F(RestoreTest, OneTableLeavesTheOthersInodesUntouched) {
 }
 
 TEST_F(RestoreTest, FailingVerifyHookRollsBackByItself) {
-  Hooks("hooks:\n  stop: [\"echo stop >> hooks.log\"]\n  start: [\"echo start >> hooks.log\"]\n"
-        "  reconcile: [\"echo reconcile >> hooks.log\"]\n  verify: [\"echo verify >> hooks.log; exit 3\"]\n");
+  Hooks(
+      "hooks:\n  stop: [\"echo stop >> hooks.log\"]\n  start: [\"echo start >> hooks.log\"]\n"
+      "  reconcile: [\"echo reconcile >> hooks.log\"]\n  verify: [\"echo verify >> hooks.log; exit "
+      "3\"]\n");
   Backup();
   Damage();
   auto damaged = Lake();
@@ -199,7 +203,8 @@ TEST_F(RestoreTest, LakeIsOldOrNewAtTheInstantOfAKill) {
     auto r = Run({"restore", "--yes"}, {{"LAKEVAULT_TEST_KILL_AT", point}});
     ASSERT_NE(r.exit_code, 0);
     auto now = Lake();
-    EXPECT_TRUE(now == damaged || now == original) << "half-restored lake after a kill at " << point;
+    EXPECT_TRUE(now == damaged || now == original)
+        << "half-restored lake after a kill at " << point;
     ASSERT_EQ(Run({"rollback"}).exit_code, 0);
     ASSERT_EQ(Lake(), damaged);
   }
@@ -297,7 +302,8 @@ TEST_F(RestoreTest, DrillPassesAndFailsNamingTheFile) {
   Hooks("");
 
   // Damage one member's bytes inside an uncompressed archive: the drill names the file.
-  auto b = Run({"backup", "--full", "--compress", "none", "--json"}, {{"LAKEVAULT_NOW", "2030-01-01T00:00:00Z"}});
+  auto b = Run({"backup", "--full", "--compress", "none", "--json"},
+               {{"LAKEVAULT_NOW", "2030-01-01T00:00:00Z"}});
   ASSERT_EQ(b.exit_code, 0) << b.err;
   fs::path archive = nlohmann::json::parse(b.out)["archive"].get<std::string>();
   std::string bytes = ReadFile(archive);
@@ -325,6 +331,47 @@ TEST_F(RestoreTest, StatusExitCodesFollowNagios) {
   auto crit = Run({"status"}, {{"LAKEVAULT_NOW", "2026-11-27T18:00:00Z"}});
   EXPECT_EQ(crit.exit_code, 2) << crit.out;
   EXPECT_NE(crit.out.find("CRITICAL"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lakevault::testing
+
+namespace lakevault::testing {
+namespace {
+
+TEST_F(RestoreTest, HostileArchivesAreRefusedBeforeAnythingIsWritten) {
+  std::string id = Backup("2026-11-20T17:00:00Z");
+  Damage();
+  auto damaged = Lake();
+  std::string maker = SourceDir() + "/tests/data/make_hostile_backup.py";
+  int n = 0;
+  for (std::string kind :
+       {"dotdot", "absolute", "manifest-outside", "symlink-escape", "hardlink", "device"}) {
+    SCOPED_TRACE(kind);
+    std::string hostile = "backup_20261121_17000" + std::to_string(n++);
+    auto made = RunShell("python3 " + maker + " " + (root_ / "backups").string() + " " + id + " " +
+                         hostile + " " + kind);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    auto r = Run({"restore", hostile, "--yes"});
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
+    EXPECT_EQ(Lake(), damaged) << r.err;
+    auto to = Run({"restore", hostile, "--to", (tmp_.path() / ("to-" + kind)).string()});
+    EXPECT_NE(to.exit_code, 0) << to.out;
+    auto v = Run({"verify", hostile});
+    EXPECT_NE(v.exit_code, 0) << kind << " passed verification";
+    auto drill = Run({"drill", hostile});
+    EXPECT_NE(drill.exit_code, 0);
+    // Nothing was written outside the target.
+    EXPECT_FALSE(fs::exists(tmp_.path() / "evil-dotdot.txt"));
+    EXPECT_FALSE(fs::exists(root_.parent_path() / "evil-dotdot.txt"));
+    EXPECT_FALSE(fs::exists(root_.parent_path() / "evil-outside.txt"));
+    EXPECT_FALSE(fs::exists("/tmp/lakevault-evil-absolute.txt"));
+    EXPECT_FALSE(fs::exists("/tmp/lakevault-evil-symlink.txt"));
+    EXPECT_FALSE(fs::exists(tmp_.path() / ("to-" + kind)));
+    // Nothing left to roll back: the lake was never swapped.
+    EXPECT_NE(Run({"rollback"}).exit_code, 0);
+  }
 }
 
 }  // namespace
