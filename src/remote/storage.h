@@ -57,9 +57,15 @@ class Storage {
   virtual std::string Describe() const = 0;
 };
 
-// type: "local" (settings: path), "s3" (url "s3://bucket/prefix", endpoint, region, path_style,
-// storage_class, part_size, multipart_threshold, max_keys, retries, retry_backoff_ms) or
-// "rsync" (dest "user@host:/path" or a local path, ssh_port, ssh_key, ssh_options).
+// type: "local" (settings: path), "s3" or "rsync".
+// s3: url "s3://bucket/prefix" (required), endpoint (default https://s3.REGION.amazonaws.com),
+//   region (default AWS_REGION, else us-east-1), path_style ("true"/"false"; default true with a
+//   custom endpoint, false on AWS), storage_class, part_size (bytes, default 8 MiB, at least
+//   5 MiB: objects up to one part go in a single PUT, larger ones as a multipart upload),
+//   max_keys (listing page size), retries (default 3), retry_backoff_ms (default 500).
+// rsync: dest ("user@host:/path" or a local path), ssh_port, ssh_key, ssh_options (extra ssh
+//   arguments separated by spaces).
+// Unknown settings are refused, so a misspelt one is not silently ignored.
 // S3 credentials come only from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN
 // or ~/.aws/credentials (profile AWS_PROFILE, else "default").
 struct RemoteSpec {
