@@ -44,8 +44,10 @@ struct ProcessResult {
   std::string out;
   std::string err;
 };
-// fork/exec of argv[0] (searched in PATH) without a shell; captures stdout and stderr.
-Result<ProcessResult> RunProcess(const std::vector<std::string>& argv);
+// fork/exec of argv[0] (searched in PATH) without a shell; captures stdout and stderr, or
+// sends them to /dev/null when `capture` is false (for a child that leaves a daemon behind
+// holding its output, which would otherwise never reach end of file).
+Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, bool capture = true);
 
 // 'text' quoted for a POSIX shell.
 std::string ShellQuote(const std::string& text);

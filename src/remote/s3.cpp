@@ -307,6 +307,16 @@ size_t ReadBody(char* buffer, size_t size, size_t n, void* user) {
   return chunk;
 }
 
+// Lets libcurl rewind the body when it resends a request on a fresh connection.
+int SeekBody(void* user, curl_off_t offset, int origin) {
+  auto* state = static_cast<ReadState*>(user);
+  if (origin != SEEK_SET || offset < 0 || static_cast<size_t>(offset) > state->size) {
+    return CURL_SEEKFUNC_CANTSEEK;
+  }
+  state->pos = static_cast<size_t>(offset);
+  return CURL_SEEKFUNC_OK;
+}
+
 class S3Storage;
 
 class S3Upload final : public UploadStream {
@@ -574,6 +584,8 @@ class S3Storage final : public Storage {
       curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(c, CURLOPT_READFUNCTION, ReadBody);
       curl_easy_setopt(c, CURLOPT_READDATA, &read_state);
+      curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, SeekBody);
+      curl_easy_setopt(c, CURLOPT_SEEKDATA, &read_state);
       curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
     } else if (req.method == "POST") {
       curl_easy_setopt(c, CURLOPT_POST, 1L);

@@ -108,7 +108,7 @@ std::string LastLine(const std::string& text) {
   return "";
 }
 
-Result<ProcessResult> RunProcess(const std::vector<std::string>& argv) {
+Result<ProcessResult> RunProcess(const std::vector<std::string>& argv, bool capture) {
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0) return ErrnoError("pipe", errno);
   if (pipe2(err_pipe, O_CLOEXEC) != 0) {
@@ -123,10 +123,10 @@ Result<ProcessResult> RunProcess(const std::vector<std::string>& argv) {
   pid_t pid = fork();
   if (pid < 0) return ErrnoError("fork", errno);
   if (pid == 0) {
-    int devnull = open("/dev/null", O_RDONLY);
+    int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) dup2(devnull, 0);
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
+    dup2(capture ? out_pipe[1] : devnull, 1);
+    dup2(capture ? err_pipe[1] : devnull, 2);
     execvp(args[0], args.data());
     dprintf(2, "cannot run %s: %s\n", args[0], strerror(errno));
     _exit(127);
