@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <climits>
@@ -652,6 +653,169 @@ TEST_F(RemoteS3Test, BadSettingsAreRefused) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.message().find("unknown setting 'bucket_typo'"), std::string::npos);
   EXPECT_FALSE(OpenStorage(RemoteSpec{"ftp", {}}).ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// S3 answers s3rver cannot give: a server on a loopback port that replays canned responses
+// and records each request, to check signing headers, error messages and retries.
+
+class CannedS3Server {
+ public:
+  struct Reply {
+    int status;
+    std::string body;
+  };
+  explicit CannedS3Server(std::vector<Reply> replies) : replies_(std::move(replies)) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    listen(listen_fd_, 16);
+    socklen_t len = sizeof(addr);
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~CannedS3Server() {
+    stop_ = true;
+    thread_.join();
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+  std::vector<std::string> requests() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  // One connection at a time is enough for one client.
+  void Loop() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) continue;
+      std::string buffer;
+      while (!stop_) {
+        size_t end = buffer.find("\r\n\r\n");
+        if (end == std::string::npos) {
+          pollfd c{fd, POLLIN, 0};
+          if (poll(&c, 1, 50) <= 0) continue;
+          char chunk[65536];
+          ssize_t n = read(fd, chunk, sizeof(chunk));
+          if (n <= 0) break;
+          buffer.append(chunk, static_cast<size_t>(n));
+          continue;
+        }
+        std::string head = buffer.substr(0, end + 4);
+        size_t length = 0;
+        std::string lower = head;
+        std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+        size_t cl = lower.find("content-length:");
+        if (cl != std::string::npos) length = std::stoul(head.substr(cl + 15));
+        while (buffer.size() < end + 4 + length) {
+          char chunk[65536];
+          ssize_t n = read(fd, chunk, sizeof(chunk));
+          if (n <= 0) break;
+          buffer.append(chunk, static_cast<size_t>(n));
+        }
+        buffer.erase(0, std::min(buffer.size(), end + 4 + length));
+        Reply reply;
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          requests_.push_back(head);
+          reply = replies_[std::min(next_++, replies_.size() - 1)];
+        }
+        const bool is_head = head.rfind("HEAD ", 0) == 0;
+        std::string out = "HTTP/1.1 " + std::to_string(reply.status) +
+                          " X\r\nContent-Type: application/xml\r\nContent-Length: " +
+                          std::to_string(reply.body.size()) + "\r\n\r\n" +
+                          (is_head ? "" : reply.body);
+        if (write(fd, out.data(), out.size()) < 0) break;
+      }
+      close(fd);
+    }
+  }
+
+  std::vector<Reply> replies_;
+  size_t next_ = 0;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::mutex mu_;
+  std::vector<std::string> requests_;
+};
+
+RemoteSpec CannedSpec(int port) {
+  return RemoteSpec{"s3",
+                    {{"url", "s3://bucket/pre"},
+                     {"endpoint", "http://127.0.0.1:" + std::to_string(port)},
+                     {"region", "eu-west-3"},
+                     {"retry_backoff_ms", "1"}}};
+}
+
+const char kEmptyListing[] =
+    "<ListBucketResult><IsTruncated>false</IsTruncated><Contents><Key>pre/a</Key>"
+    "<Size>3</Size></Contents></ListBucketResult>";
+
+TEST(RemoteS3SigningTest, SignsWithSigV4AndSendsTheSessionToken) {
+  ScopedEnv k("AWS_ACCESS_KEY_ID", "AKIDTEST");
+  ScopedEnv sk("AWS_SECRET_ACCESS_KEY", "very-secret-value");
+  ScopedEnv t("AWS_SESSION_TOKEN", "token-123");
+  CannedS3Server server({{200, kEmptyListing}});
+  auto s = OpenStorage(CannedSpec(server.port()));
+  ASSERT_TRUE(s.ok()) << s.message();
+  auto list = (*s)->List("");
+  ASSERT_TRUE(list.ok()) << list.message();
+  EXPECT_EQ(*list, (std::vector<ObjectInfo>{{"a", 3}}));
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const std::string& r = requests[0];
+  EXPECT_EQ(r.rfind("GET /bucket?list-type=2&max-keys=1000&prefix=pre%2F HTTP/1.1", 0), 0u) << r;
+  EXPECT_NE(r.find("Authorization: AWS4-HMAC-SHA256 Credential=AKIDTEST/"), std::string::npos) << r;
+  EXPECT_NE(r.find("/eu-west-3/s3/aws4_request"), std::string::npos) << r;
+  EXPECT_NE(r.find("x-amz-content-sha256: UNSIGNED-PAYLOAD"), std::string::npos) << r;
+  EXPECT_NE(r.find("x-amz-security-token: token-123"), std::string::npos) << r;
+  EXPECT_EQ(r.find("very-secret-value"), std::string::npos) << "the secret is never sent";
+}
+
+TEST(RemoteS3SigningTest, SignatureMismatchNamesTheSecretKey) {
+  ScopedEnv k("AWS_ACCESS_KEY_ID", "AKIDTEST");
+  ScopedEnv sk("AWS_SECRET_ACCESS_KEY", "wrong");
+  CannedS3Server server(
+      {{403, "<Error><Code>SignatureDoesNotMatch</Code><Message>no</Message></Error>"}});
+  auto s = OpenStorage(CannedSpec(server.port()));
+  ASSERT_TRUE(s.ok());
+  TempDir dir;
+  WriteFile(dir.path() / "in", "abc");
+  Status st = (*s)->Put("key", (dir.path() / "in").string());
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.message(),
+            "s3: PUT bucket/pre/key: 403 SignatureDoesNotMatch (check AWS_SECRET_ACCESS_KEY)");
+  EXPECT_EQ(server.requests().size(), 1u) << "a 403 is not retried";
+}
+
+TEST(RemoteS3SigningTest, ServerErrorsAreRetried) {
+  ScopedEnv k("AWS_ACCESS_KEY_ID", "AKIDTEST");
+  ScopedEnv sk("AWS_SECRET_ACCESS_KEY", "x");
+  const std::string slow = "<Error><Code>SlowDown</Code></Error>";
+  {
+    CannedS3Server server({{503, slow}, {500, slow}, {200, kEmptyListing}});
+    auto s = OpenStorage(CannedSpec(server.port()));
+    auto list = (*s)->List("");
+    ASSERT_TRUE(list.ok()) << list.message();
+    EXPECT_EQ(server.requests().size(), 3u);
+  }
+  {
+    CannedS3Server server({{503, slow}});
+    auto s = OpenStorage(CannedSpec(server.port()));
+    auto list = (*s)->List("");
+    ASSERT_FALSE(list.ok());
+    EXPECT_EQ(list.message(), "s3: LIST bucket: 503 SlowDown");
+    EXPECT_EQ(server.requests().size(), 4u);  // the first try and three retries
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
