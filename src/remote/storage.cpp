@@ -327,6 +327,9 @@ Result<std::unique_ptr<UploadStream>> Storage::OpenUpload(const std::string& nam
 namespace remote_internal {
 
 Result<std::unique_ptr<Storage>> OpenLocalStorage(const RemoteSpec& spec) {
+  for (const auto& [k, v] : spec.settings) {
+    if (k != "path") return Error("local remote: unknown setting '" + k + "'");
+  }
   auto it = spec.settings.find("path");
   if (it == spec.settings.end() || it->second.empty()) {
     return Error("local remote needs a 'path' setting");

@@ -51,7 +51,8 @@ class Storage {
   virtual Status Delete(const std::string& name) = 0;
   // nullopt when there is no such object.
   virtual Result<std::optional<ObjectInfo>> Stat(const std::string& name) = 0;
-  // Streaming upload. The default spools to a local temporary file and calls Put at Finish.
+  // Streaming upload; the stream must not outlive this storage. S3 sends parts as bytes
+  // arrive; the default (local, rsync) spools to a file in $TMPDIR and calls Put at Finish.
   virtual Result<std::unique_ptr<UploadStream>> OpenUpload(const std::string& name);
   // For messages: "s3://bucket/prefix (endpoint http://...)", "/srv/backups", "host:/path".
   virtual std::string Describe() const = 0;

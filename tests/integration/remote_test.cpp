@@ -297,12 +297,13 @@ class RemoteS3Test : public ::testing::Test {
       return;
     }
     // A fresh clone has only package.json and the lock file: install exactly what it pins.
-    if (!fs::exists(dir + "/node_modules/s3rver")) {
-      auto r = RunShell("npm ci --no-audit --no-fund", dir);
-      if (r.exit_code != 0) {
-        *skip_reason_ = "npm ci in tests/s3 failed: " + r.err;
-        return;
-      }
+    // Under a lock, as ctest may start several test processes at once.
+    auto r = RunShell(
+        "flock .install.lock sh -c 'test -d node_modules/s3rver || npm ci --no-audit --no-fund'",
+        dir);
+    if (r.exit_code != 0) {
+      *skip_reason_ = "npm ci in tests/s3 failed: " + r.err;
+      return;
     }
     data_ = new TempDir();
     server_ = new Child();
@@ -1090,6 +1091,31 @@ TEST_F(RemoteRsyncTest, LargeFileAndStreamingUpload) {
   auto list = (*s)->List("nested/");
   ASSERT_TRUE(list.ok());
   EXPECT_EQ(*list, (std::vector<ObjectInfo>{{"nested/dir/archive.tar", data.size()}}));
+}
+
+TEST_F(RemoteRsyncTest, LeftoverTemporaryIsNotAnObject) {
+  TempDir dir;
+  auto s = OpenStorage(Spec("leftover"));
+  ASSERT_TRUE(s.ok());
+  // What an interrupted Put leaves: only the temporary, never the final name.
+  fs::create_directories(dir_->path() / "leftover");
+  WriteFile(dir_->path() / "leftover/.lvtmp-a.tar", "partial");
+  auto list = (*s)->List("");
+  ASSERT_TRUE(list.ok()) << list.message();
+  EXPECT_TRUE(list->empty());
+  auto stat = (*s)->Stat("a.tar");
+  ASSERT_TRUE(stat.ok());
+  EXPECT_FALSE(stat->has_value());
+  // The next Put resumes over it and replaces an older object of the same name.
+  WriteFile(dir.path() / "in", "complete archive");
+  ASSERT_TRUE((*s)->Put("a.tar", (dir.path() / "in").string()).ok());
+  WriteFile(dir.path() / "in", "newer archive");
+  ASSERT_TRUE((*s)->Put("a.tar", (dir.path() / "in").string()).ok());
+  list = (*s)->List("");
+  ASSERT_TRUE(list.ok());
+  EXPECT_EQ(*list, (std::vector<ObjectInfo>{{"a.tar", 13}}));
+  EXPECT_FALSE(fs::exists(dir_->path() / "leftover/.lvtmp-a.tar"));
+  EXPECT_EQ(ReadFile(dir_->path() / "leftover/a.tar"), "newer archive");
 }
 
 TEST_F(RemoteRsyncTest, UnreachableHostIsAClearError) {
