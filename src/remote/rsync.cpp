@@ -181,7 +181,10 @@ class RsyncStorage final : public Storage {
     std::vector<std::string> argv = {"ssh"};
     argv.insert(argv.end(), config_.ssh_options.begin(), config_.ssh_options.end());
     if (!config_.port.empty()) argv.insert(argv.end(), {"-p", config_.port});
-    if (!config_.key.empty()) argv.insert(argv.end(), {"-i", config_.key});
+    // IdentitiesOnly: agent keys tried first could use up the server's MaxAuthTries.
+    if (!config_.key.empty()) {
+      argv.insert(argv.end(), {"-i", config_.key, "-o", "IdentitiesOnly=yes"});
+    }
     // BatchMode: never stop at a password or passphrase prompt in an unattended job.
     argv.insert(argv.end(), {"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"});
     if (!control_path_.empty()) {

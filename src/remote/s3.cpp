@@ -192,6 +192,7 @@ std::string HintFor(const std::string& code, const std::string& bucket) {
   if (code == "InvalidAccessKeyId") return "check AWS_ACCESS_KEY_ID";
   if (code == "NoSuchBucket") return "bucket " + bucket + " does not exist";
   if (code == "AccessDenied") return "the credentials lack permission for this request";
+  if (code == "Forbidden") return "check the credentials and their permissions";
   if (code == "ExpiredToken" || code == "InvalidToken") return "check AWS_SESSION_TOKEN";
   if (code == "AuthorizationHeaderMalformed" || code == "PermanentRedirect") {
     return "check the region setting";
@@ -508,6 +509,12 @@ class S3Storage final : public Storage {
     std::string msg = What(req) + ": " + std::to_string(resp.status);
     if (!code.empty()) msg += " " + code;
     std::string hint = HintFor(code, config_.bucket);
+    // AWS names the bucket's real region when asked in the wrong one (HEAD has no body).
+    auto region = resp.headers.find("x-amz-bucket-region");
+    if (region != resp.headers.end() && region->second != config_.region &&
+        (resp.status == 301 || resp.status == 400 || resp.status == 403)) {
+      hint = "the bucket is in region " + region->second + "; set region";
+    }
     if (!hint.empty()) msg += " (" + hint + ")";
     return Error(msg);
   }
@@ -725,7 +732,10 @@ Status S3Upload::Finish() {
     if (st.ok() && resp->body.find("<Error>") != std::string::npos) {
       st = s3_.HttpError(Response{500, resp->body, {}, -1}, req);
     }
-    if (!st.ok()) return Fail(st);
+    // A retried Complete whose first try did succeed (only the answer was lost) finds the
+    // upload gone; the size check below decides whether the object is whole.
+    const bool maybe_done = resp->status == 404 && XmlField(resp->body, "Code") == "NoSuchUpload";
+    if (!st.ok() && !maybe_done) return Fail(st);
     upload_id_.clear();  // completed: nothing left to abort
   }
   done_ = true;

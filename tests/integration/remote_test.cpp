@@ -932,6 +932,33 @@ TEST(RemoteS3SigningTest, SignaturesMatchTheCanonicalRequest) {
   EXPECT_NE(SigV4Problem(requests[0], "another-secret"), "");
 }
 
+TEST(RemoteS3SigningTest, CompleteWhoseAnswerWasLostIsCheckedBySize) {
+  ScopedEnv k("AWS_ACCESS_KEY_ID", "AKIDTEST");
+  ScopedEnv sk("AWS_SECRET_ACCESS_KEY", "x");
+  const size_t size = 5 * 1024 * 1024 + 10;
+  // The first Complete "fails" with a 500 after the server did complete; the retry finds no
+  // upload. The HEAD shows the whole object, so the Put succeeded.
+  CannedS3Server server(
+      {{200,
+        "<InitiateMultipartUploadResult><UploadId>u1</UploadId></InitiateMultipartUploadResult>"},
+       {200, ""},
+       {200, ""},
+       {500, "<Error><Code>InternalError</Code></Error>"},
+       {404, "<Error><Code>NoSuchUpload</Code></Error>"},
+       {200, std::string(size, 'x')}});
+  RemoteSpec spec = CannedSpec(server.port());
+  spec.settings["part_size"] = std::to_string(5 * 1024 * 1024);
+  auto s = OpenStorage(spec);
+  ASSERT_TRUE(s.ok());
+  TempDir dir;
+  WriteFile(dir.path() / "in", RandomBytes(size, 14));
+  Status st = (*s)->Put("obj", (dir.path() / "in").string());
+  EXPECT_TRUE(st.ok()) << st.message();
+  auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 6u);
+  EXPECT_EQ(requests[5].rfind("HEAD /bucket/pre/obj ", 0), 0u) << requests[5];
+}
+
 TEST(RemoteS3SigningTest, SignatureMismatchNamesTheSecretKey) {
   ScopedEnv k("AWS_ACCESS_KEY_ID", "AKIDTEST");
   ScopedEnv sk("AWS_SECRET_ACCESS_KEY", "wrong");
