@@ -609,6 +609,7 @@ class S3Storage final : public Storage {
     if (req.sink) {
       Status opened = req.sink->Open();  // a retry starts the file over
       if (!opened.ok()) {
+        curl_easy_reset(c);
         curl_slist_free_all(headers);
         return opened.error();
       }
@@ -620,6 +621,13 @@ class S3Storage final : public Storage {
     }
 
     CURLcode rc = curl_easy_perform(c);
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+    curl_off_t length = -1;
+    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    resp.content_length = length;
+    // The handle keeps its connections but must not keep pointers into this frame (the error
+    // buffer, the callbacks' state) nor to the header list freed next.
+    curl_easy_reset(c);
     curl_slist_free_all(headers);
     if (!sink.status.ok()) return sink.status.error();
     if (rc != CURLE_OK) {
@@ -631,10 +639,6 @@ class S3Storage final : public Storage {
       }
       return Error(What(req) + ": " + detail);
     }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
-    curl_off_t length = -1;
-    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
-    resp.content_length = length;
     return resp;
   }
 
