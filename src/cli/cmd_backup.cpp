@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backup/backup.h"
+#include "offsite/offsite.h"
 #include "cli/context.h"
 #include "retention/retention.h"
 
@@ -21,6 +22,7 @@ struct BackupFlags {
   bool no_prune = false;
   bool allow_missing = false;
   bool snapshot_only = false;
+  std::vector<std::string> upload;
   std::string path;
   std::string compress;
 };
@@ -55,6 +57,9 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   cmd->add_flag("--no-prune", flags->no_prune, "do not apply retention after the backup");
   cmd->add_flag("--allow-missing", flags->allow_missing,
                 "take what exists when a table references missing files (backup is incomplete)");
+  cmd->add_option("--upload", flags->upload,
+                  "copy the new backup to this remote (a name from `remotes:`, or s3/rsync for "
+                  "the first of that type); repeatable");
   cmd->add_flag("--snapshot-only", flags->snapshot_only,
                 "only the files the pinned Delta version needs (no time travel after restore)");
   cmd->callback([&ctx, flags, body]() {
@@ -98,6 +103,32 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
         pruned = std::move(prune).value();
       }
       const std::string dir = BackupDirFor(config, options);
+      // Off-site copies: --upload, and the guide's UPLOAD_S3 / UPLOAD_RSYNC.
+      std::vector<std::string> targets = flags->upload;
+      if (config.upload_s3) targets.push_back("s3");
+      if (config.upload_rsync) targets.push_back("rsync");
+      nlohmann::json uploads = nlohmann::json::array();
+      if (!flags->dry_run && !targets.empty()) {
+        LV_ASSIGN_OR_RETURN(auto key, ConfiguredKey(config));
+        for (const auto& target : targets) {
+          auto remote = OpenRemote(config, target);
+          auto up = remote.ok() ? UploadBackup(ctx.env(), **remote, dir, outcome.manifest.id, key)
+                                : Result<UploadOutcome>(remote.error());
+          if (!up.ok())
+            return Error("backup " + outcome.manifest.id +
+                         " is written and verified locally, but the off-site copy failed: " +
+                         up.message());
+          uploads.push_back({{"remote", target},
+                             {"where", (*remote)->Describe()},
+                             {"encrypted", up->encrypted},
+                             {"bytes", up->bytes},
+                             {"objects", up->objects}});
+          if (!flags->json)
+            fmt::print("uploaded {} to {}{}\n", outcome.manifest.id, (*remote)->Describe(),
+                       up->encrypted ? " (encrypted)" : "");
+        }
+      }
+      ctx.job_details["uploads"] = uploads;
       const Compression c = options.compression.value_or(config.compression);
       if (flags->json) {
         nlohmann::json doc;
@@ -125,6 +156,7 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
           doc["files_stored"] = outcome.files_stored;
           doc["bytes_stored"] = outcome.bytes_stored;
           doc["pruned"] = pruned ? nlohmann::json(pruned->deleted) : nlohmann::json::array();
+          doc["uploads"] = uploads;
         }
         std::cout << doc.dump(2) << "\n";
       } else if (flags->dry_run) {

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/context.h"
+#include "offsite/offsite.h"
 #include "manifest/catalog.h"
 
 namespace lakevault::cli {
@@ -31,8 +32,23 @@ void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   cmd->callback([&ctx, flags, body]() {
     *body = [&ctx, flags]() -> Result<int> {
       LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
-      if (!flags->remote.empty())
-        return Error("remote '" + flags->remote + "': remotes are not available in this version");
+      if (!flags->remote.empty()) {
+        LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
+        LV_ASSIGN_OR_RETURN(auto remote, OpenRemote(config, flags->remote));
+        LV_ASSIGN_OR_RETURN(auto backups, ListRemoteBackups(*remote));
+        if (flags->json) {
+          nlohmann::json arr = nlohmann::json::array();
+          for (const auto& b : backups)
+            arr.push_back({{"id", b.id}, {"file", b.archive}, {"bytes", b.bytes}, {"encrypted", b.encrypted}});
+          std::cout << nlohmann::json{{"remote", remote->Describe()}, {"backups", arr}}.dump(2) << "\n";
+        } else {
+          fmt::print("{}: {} backups\n", remote->Describe(), backups.size());
+          for (const auto& b : backups)
+            fmt::print("{:<28} {:>12}{}\n", b.id, HumanBytes(static_cast<int64_t>(b.bytes)),
+                       b.encrypted ? "  encrypted" : "");
+        }
+        return kExitOk;
+      }
       std::string dir = flags->path.empty() ? config.BackupDir()
                                             : std::filesystem::absolute(flags->path).string();
       LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));

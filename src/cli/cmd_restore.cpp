@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/context.h"
+#include "offsite/offsite.h"
 #include "core/lock.h"
+#include "crypto/encrypt.h"
 #include "restore/restore.h"
 
 namespace lakevault::cli {
@@ -18,6 +20,7 @@ struct RestoreFlags {
   int64_t version = -1;
   std::string to;
   std::string path;
+  std::string from;
   bool with_config = false;
   bool dry_run = false;
   bool yes = false;
@@ -48,6 +51,9 @@ void AddRestoreCommands(CLI::App& app, Context& ctx, CommandBody* body) {
   cmd->add_option("--to", flags->to, "restore into this new folder instead (no hooks, no swap)");
   cmd->add_option("--path", flags->path, "backup folder (overrides backup_path)");
   cmd->add_flag("--with-config", flags->with_config, "also restore config files and .env");
+  cmd->add_option("--from", flags->from,
+                  "fetch the backup (and its chain) from this remote first: a name from "
+                  "`remotes:`, s3://bucket/prefix, user@host:/path or a folder");
   cmd->add_flag("-n,--dry-run", flags->dry_run, "say what would be restored; change nothing");
   cmd->add_flag("-y,--yes", flags->yes, "do not ask for confirmation on a terminal");
   cmd->add_flag("--json", flags->json, "print the result as JSON on stdout");
@@ -72,6 +78,14 @@ void AddRestoreCommands(CLI::App& app, Context& ctx, CommandBody* body) {
       req.with_config = flags->with_config;
       req.dry_run = flags->dry_run;
       if (!flags->path.empty()) req.backup_dir = config.Resolve(flags->path);
+      if (!flags->from.empty()) {
+        // The server-failure scenario: only the config on a new machine, backups off-site.
+        LV_ASSIGN_OR_RETURN(auto remote, OpenRemote(config, flags->from));
+        LV_ASSIGN_OR_RETURN(auto key, ConfiguredKey(config));
+        std::string local = req.backup_dir.empty() ? config.BackupDir() : req.backup_dir;
+        LV_ASSIGN_OR_RETURN(req.backup, FetchBackup(ctx.env(), *remote, req.backup, local, key));
+        req.backup_dir = local;
+      }
       if (!req.dry_run && req.to_dir.empty() && !flags->yes && ::isatty(0) && ::isatty(2)) {
         std::cerr << "restore " << req.backup << " into " << config.LakeDir()
                   << " (the current lake is kept for rollback)? [y/N] ";
@@ -105,6 +119,21 @@ void AddRestoreCommands(CLI::App& app, Context& ctx, CommandBody* body) {
           fmt::print("previous state kept in {} (`lakevault rollback` undoes this restore)\n",
                      o.rollback_dir);
       }
+      return kExitOk;
+    };
+  });
+
+  auto key_file = std::make_shared<std::string>();
+  auto* key = app.add_subcommand("key", "manage the encryption key for off-site copies");
+  key->require_subcommand(1);
+  auto* gen = key->add_subcommand("generate", "write a new random key file (mode 0600)");
+  gen->add_option("file", *key_file, "where to write the key")->required();
+  gen->callback([&ctx, key_file, body]() {
+    *body = [&ctx, key_file]() -> Result<int> {
+      LV_RETURN_IF_ERROR(GenerateKeyFile(*key_file, ctx.env()));
+      fmt::print("key written to {} (mode 0600); set `encryption: {{key_file: {}}}` and keep a "
+                 "copy off this machine: without it encrypted backups cannot be restored\n",
+                 *key_file, *key_file);
       return kExitOk;
     };
   });

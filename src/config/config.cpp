@@ -175,9 +175,9 @@ Status ParseInto(const YAML::Node& doc, Config& config, Reader& r) {
         remote.settings[kv.first.as<std::string>()] = kv.second.as<std::string>();
       }
       remote.type = remote.settings["type"];
-      if (remote.type != "s3" && remote.type != "rsync")
+      if (remote.type != "s3" && remote.type != "rsync" && remote.type != "local")
         return Error(r.source() + ": remote '" + remote.name + "' has type '" + remote.type +
-                     "' (use s3 or rsync)");
+                     "' (use s3, rsync or local)");
       config.remotes[remote.name] = remote;
     }
   }

@@ -1,0 +1,54 @@
+// Off-site copies: a backup (archive and sidecars) pushed to a remote, listed there, and fetched
+// back into a local backup folder (with its chain) so restore and drill work on a new machine.
+// Archives are encrypted before they leave the machine when a key is configured.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "core/env.h"
+#include "core/result.h"
+#include "crypto/encrypt.h"
+#include "remote/storage.h"
+
+namespace lakevault {
+
+// A remote from the config by name, or given directly as "s3://bucket/prefix" (endpoint and
+// region from AWS_ENDPOINT_URL/AWS_REGION or the first s3 remote's settings), "user@host:/path"
+// (rsync) or an absolute folder path (local).
+Result<std::unique_ptr<Storage>> OpenRemote(const Config& config, const std::string& name_or_url);
+
+// The key archives are encrypted with, when `encryption.key_file` is set.
+Result<std::optional<Key>> ConfiguredKey(const Config& config);
+
+struct UploadOutcome {
+  std::vector<std::string> objects;
+  bool encrypted = false;
+  int64_t bytes = 0;
+};
+
+// Uploads backup `id` from `backup_dir`: the archive (encrypted to <archive>.enc when `key` is
+// set) first, then its .sha256 and the manifest. A backup counts as present on the remote once
+// its .sha256 is there, so an interrupted upload never looks complete.
+Result<UploadOutcome> UploadBackup(Env& env, Storage& remote, const std::string& backup_dir,
+                                   const std::string& id, const std::optional<Key>& key);
+
+struct RemoteBackup {
+  std::string id;
+  std::string archive;  // object name
+  bool encrypted = false;
+  uint64_t bytes = 0;
+};
+// Backups whose archive and .sha256 are both on the remote, oldest first.
+Result<std::vector<RemoteBackup>> ListRemoteBackups(Storage& remote);
+
+// Fetches backup `id` ("latest" allowed) and the chain it needs into `backup_dir`, checking
+// each object against its .sha256 and decrypting with `key`. Backups already present locally
+// are not fetched again. Returns the id fetched.
+Result<std::string> FetchBackup(Env& env, Storage& remote, const std::string& id,
+                                const std::string& backup_dir, const std::optional<Key>& key);
+
+}  // namespace lakevault

@@ -1,0 +1,151 @@
+// Off-site copies end to end through the binary: backup --upload (encrypted), list --remote,
+// and restore --from on a machine whose local backups are gone (the guide's server failure),
+// against a folder remote and against a real S3 server (s3rver) on 127.0.0.1.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace lakevault::testing {
+namespace {
+
+class OffsiteTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = tmp_.path() / "project";
+    CopyTree(fs::path(CorpusDir()) / "table-with-dv-small", root_ / "data/lake/option_legs");
+    CopyTree(fs::path(CorpusDir()) / "checkpoint-cdf-table", root_ / "data/lake/strategy_executions");
+    WriteFile(root_ / ".env", "IB_ACCOUNT=DU1\n");
+    ASSERT_EQ(Run({"key", "generate", "backup.key"}).exit_code, 0);
+  }
+  RunResult Run(std::vector<std::string> args, std::map<std::string, std::string> env = {}) {
+    return RunLakevault(args, root_.string(), env);
+  }
+  // Full, then incremental after a change; both uploaded; local backups lost; restore --from.
+  void RoundTrip(const std::string& remote, const std::map<std::string, std::string>& env) {
+    auto a = Run({"backup", "--full", "--upload", remote, "--json"}, env);
+    ASSERT_EQ(a.exit_code, 0) << a.err;
+    EXPECT_TRUE(nlohmann::json::parse(a.out)["uploads"][0]["encrypted"].get<bool>());
+    WriteFile(root_ / "data/lake/option_legs/extra.bin", "new data");
+    auto b = Run({"backup", "--incremental", "--upload", remote, "--json"},
+                 [&] { auto e = env; e["LAKEVAULT_NOW"] = "2030-01-02T17:00:00Z"; return e; }());
+    ASSERT_EQ(b.exit_code, 0) << b.err;
+    auto lake = TreeDigest(root_ / "data/lake");
+    auto list = Run({"list", "--remote", remote, "--json"}, env);
+    ASSERT_EQ(list.exit_code, 0) << list.err;
+    EXPECT_EQ(nlohmann::json::parse(list.out)["backups"].size(), 2u) << list.out;
+    // The server is gone: no lake, no local backups; only the config and the key.
+    fs::remove_all(root_ / "backups");
+    fs::remove_all(root_ / "data/lake");
+    fs::create_directories(root_ / "data/lake");
+    auto r = Run({"restore", "--from", remote, "--yes"}, env);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(TreeDigest(root_ / "data/lake"), lake);
+    EXPECT_EQ(Run({"verify", "--all"}).exit_code, 0);
+  }
+  TempDir tmp_;
+  fs::path root_;
+};
+
+TEST_F(OffsiteTest, FolderRemoteEncryptedRoundTripAndTampering) {
+  fs::path remote = tmp_.path() / "offsite";
+  fs::create_directories(remote);
+  WriteFile(root_ / "lakevault.yaml", "remotes:\n  dr: {type: local, path: " + remote.string() +
+                                          "}\nencryption: {key_file: backup.key}\n");
+  RoundTrip("dr", {});
+  // Nothing on the remote is readable without the key: archives are .enc.
+  for (const auto& e : fs::directory_iterator(remote)) {
+    std::string n = e.path().filename().string();
+    EXPECT_TRUE(n.ends_with(".enc") || n.ends_with(".sha256") || n.ends_with(".manifest.json")) << n;
+    if (n.ends_with(".enc")) EXPECT_EQ(ReadFile(e.path()).find("IB_ACCOUNT"), std::string::npos);
+  }
+  // A wrong key: one clear error, nothing restored.
+  fs::remove_all(root_ / "backups");
+  fs::remove(root_ / "backup.key");
+  ASSERT_EQ(Run({"key", "generate", "backup.key"}).exit_code, 0);
+  auto wrong = Run({"restore", "--from", "dr", "--yes"});
+  EXPECT_NE(wrong.exit_code, 0);
+  EXPECT_NE(wrong.err.find("wrong key"), std::string::npos) << wrong.err;
+  EXPECT_EQ(Lines(wrong.err).size(), 1u) << wrong.err;
+  // A flipped byte in the remote copy is caught before anything is restored.
+  for (const auto& e : fs::directory_iterator(remote))
+    if (e.path().string().ends_with(".enc")) {
+      std::string bytes = ReadFile(e.path());
+      bytes[bytes.size() / 2] ^= 1;
+      fs::permissions(e.path(), fs::perms::owner_read | fs::perms::owner_write);
+      WriteFile(e.path(), bytes);
+    }
+  auto tampered = Run({"restore", "--from", "dr", "--yes"});
+  EXPECT_NE(tampered.exit_code, 0);
+  EXPECT_NE(tampered.err.find("does not match"), std::string::npos) << tampered.err;
+  // An unknown remote name is one clear line.
+  auto unknown = Run({"list", "--remote", "nowhere"});
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.err.find("no remote named 'nowhere'"), std::string::npos) << unknown.err;
+}
+
+TEST_F(OffsiteTest, S3RemoteThroughS3rver) {
+  std::string dir = SourceDir() + "/tests/s3";
+  auto npm = RunShell("flock .install.lock sh -c 'test -d node_modules/s3rver || npm ci --no-audit --no-fund'", dir);
+  if (npm.exit_code != 0) {
+    if (getenv("CI")) FAIL() << npm.err;
+    GTEST_SKIP() << "npm ci failed: " << npm.err;
+  }
+  fs::path data = tmp_.path() / "s3data";
+  fs::create_directories(data);
+  fs::path portfile = tmp_.path() / "s3.port";
+  // stdin stays open through the pipe from sleep; the server exits when it closes.
+  RunShell("(sleep 600 | node --openssl-legacy-provider server.js " + data.string() +
+               " lakevault-test > " + portfile.string() + " 2>&1 &)",
+           dir);
+  int port = 0;
+  for (int i = 0; i < 300 && port == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::string text = fs::exists(portfile) ? ReadFile(portfile) : "";
+    if (text.rfind("PORT ", 0) == 0) port = std::stoi(text.substr(5));
+  }
+  struct Stop {
+    std::string pattern;
+    ~Stop() { RunShell("pkill -f '" + pattern + "'"); }
+  } stop{"server.js " + data.string()};
+  ASSERT_GT(port, 0) << "s3rver did not start: " << (fs::exists(portfile) ? ReadFile(portfile) : "");
+  WriteFile(root_ / "lakevault.yaml",
+            "remotes:\n  offsite: {type: s3, url: \"s3://lakevault-test/v6-trading\", endpoint: "
+            "\"http://127.0.0.1:" + std::to_string(port) +
+                "\", region: us-east-1, path_style: \"true\"}\nencryption: {key_file: backup.key}\n");
+  std::map<std::string, std::string> env = {{"AWS_ACCESS_KEY_ID", "S3RVER"},
+                                            {"AWS_SECRET_ACCESS_KEY", "S3RVER"},
+                                            {"HOME", tmp_.str()}};
+  RoundTrip("offsite", env);
+  // The guide's --upload-s3 path: UPLOAD_S3=true uploads to the first s3 remote.
+  auto g = Run({"backup", "--full", "--json"},
+               [&] { auto e = env; e["UPLOAD_S3"] = "true"; e["LAKEVAULT_NOW"] = "2030-02-01T17:00:00Z"; return e; }());
+  ASSERT_EQ(g.exit_code, 0) << g.err;
+  EXPECT_EQ(nlohmann::json::parse(g.out)["uploads"].size(), 1u);
+  // Unreachable endpoint: one clear line, the local backup kept.
+  WriteFile(root_ / "lakevault.yaml",
+            "remotes:\n  offsite: {type: s3, url: \"s3://lakevault-test/x\", endpoint: "
+            "\"http://127.0.0.1:1\", region: us-east-1, path_style: \"true\"}\n");
+  auto down = Run({"backup", "--full", "--upload", "offsite"},
+                  [&] { auto e = env; e["LAKEVAULT_NOW"] = "2030-03-01T17:00:00Z"; return e; }());
+  EXPECT_NE(down.exit_code, 0);
+  EXPECT_NE(down.err.find("written and verified locally"), std::string::npos) << down.err;
+  // Retries are announced as warnings; the verdict is one error line, the last.
+  auto lines = Lines(down.err);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_EQ(lines.back().rfind("lakevault: error: ", 0), 0u) << down.err;
+  size_t errors = 0;
+  for (const auto& l : lines) errors += l.rfind("lakevault: error: ", 0) == 0;
+  EXPECT_EQ(errors, 1u) << down.err;
+  EXPECT_TRUE(fs::exists(root_ / "backups/backup_20300301_170000.tar.gz"));
+}
+
+}  // namespace
+}  // namespace lakevault::testing
