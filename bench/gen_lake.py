@@ -19,7 +19,9 @@ with the same --size-mb/--small-files/--seed as the generation.
 
 --big-log N writes one table (PROJECT/data/lake/big_table) whose log has N live files, in commits
 of --adds-per-commit (1000) adds each; the data files themselves are NOT written (only the JSON
-commits), to time `lakevault check` on the log replay of a very large table.
+commits), to time `lakevault check` on the log replay of a very large table. With --sparse they
+are created as sparse files of the logged size (an inode each, no data blocks), so the table is
+healthy and check also stats every file.
 """
 
 import argparse
@@ -275,14 +277,22 @@ def big_log(args):
             rel = "date=%s/part-%05d-%s.c000.snappy.parquet" % (
                 day.isoformat(), i, uuid.UUID(int=rng.getrandbits(128), version=4))
             stats = '{"numRecords":%d}' % rng.randrange(10000, 40000)
+            size = rng.randrange(1000000, 1400000)
             lines.append(json.dumps(
                 {"add": {"path": rel, "partitionValues": {"date": day.isoformat()},
-                         "size": rng.randrange(1000000, 1400000), "modificationTime": ts - i,
+                         "size": size, "modificationTime": ts - i,
                          "dataChange": True, "stats": stats}}, separators=(",", ":")))
+            if args.sparse:
+                # A hole of the logged size: the file exists with the right size, no data blocks.
+                path = os.path.join(table_dir, rel)
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "wb") as f:
+                    f.truncate(size)
         write_file(commit_path(table_dir, v), ("\n".join(lines) + "\n").encode(), ts)
         written += n
-    print("gen_lake: %s: %d commits, %d live files in the log (data files not written)"
-          % (table_dir, ncommits, written))
+    print("gen_lake: %s: %d commits, %d live files in the log (%s)"
+          % (table_dir, ncommits, written,
+             "data files sparse: right size, no data" if args.sparse else "data files not written"))
 
 
 def main():
@@ -294,6 +304,8 @@ def main():
     p.add_argument("--days", type=int, default=DEFAULT_DAYS, help="trading days (default 100)")
     p.add_argument("--seed", type=int, default=6, help="seed (default 6)")
     p.add_argument("--big-log", type=int, metavar="N", help="one table with N live files, log only")
+    p.add_argument("--sparse", action="store_true",
+                   help="with --big-log: create the data files as sparse files of the logged size")
     p.add_argument("--adds-per-commit", type=int, default=1000, help="with --big-log (1000)")
     args = p.parse_args()
     if args.size_mb <= 0 or args.days <= 0 or args.adds_per_commit <= 0:
