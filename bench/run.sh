@@ -282,6 +282,12 @@ def get(variant, key):
 def fmt(x, nd=2):
     return "-" if x is None else f"{x:.{nd}f}"
 
+def fx(x):
+    return "n/a" if x is None else f"{x:.2f}x"
+
+def secs(r):
+    return "FAILED/absent" if r is None else f"{r['wall_s']:.2f} s"
+
 def ratio_line(desc, a, b, what):
     """a / b for the figure `what` of two rows, None when either is missing."""
     if a is None or b is None or not a.get(what) or not b.get(what):
@@ -333,27 +339,27 @@ for v in variants:
             _, sz = ratio_line("", lv, g(other), "output_bytes")
             ratios[f"{name}/lv_full_gzip_vs_{other}"] = {"speedup": sp, "size_ratio": sz}
             lines.append(f"- lakevault gzip backup vs {label}: "
-                         f"{fmt(sp)}x as fast ({fmt(lv and lv['wall_s'])} s vs {fmt(g(other) and g(other)['wall_s'])} s), "
-                         f"archive {fmt(sz)}x the size")
+                         f"{fx(sp)} as fast ({secs(lv)} vs {secs(g(other))}), "
+                         f"archive {fx(sz)} the size")
         _, r = ratio_line("", g("lv_incr"), lv, "wall_s")
         ratios[f"{name}/lv_incr_over_full"] = r
-        lines.append(f"- lakevault incremental after grow / full backup time: {fmt(r, 3)} "
-                     f"({fmt(g('lv_incr') and g('lv_incr')['wall_s'])} s vs {fmt(lv and lv['wall_s'])} s)")
+        lines.append(f"- lakevault incremental after grow / full backup time: "
+                     f"{'n/a' if r is None else f'{r:.3f}'} ({secs(g('lv_incr'))} vs {secs(lv)})")
         rs = g("lv_restore")
         for other, label in [("tar_xzf", "tar -xzf"), ("restic_restore", "restic restore"),
                              ("borg_extract", "borg extract")]:
             _, sp = ratio_line("", g(other), rs, "wall_s")
             ratios[f"{name}/lv_restore_vs_{other}"] = sp
-            lines.append(f"- lakevault restore vs {label}: {fmt(sp)}x as fast "
-                         f"({fmt(rs and rs['wall_s'])} s vs {fmt(g(other) and g(other)['wall_s'])} s)")
+            lines.append(f"- lakevault restore vs {label}: {fx(sp)} as fast "
+                         f"({secs(rs)} vs {secs(g(other))})")
         vf = g("lv_verify")
         for other, label in [("restic_check", "restic check --read-data"),
                              ("borg_check", "borg check --verify-data"),
                              ("sha256", "sha256sum of the archive")]:
             _, sp = ratio_line("", g(other), vf, "wall_s")
             ratios[f"{name}/lv_verify_vs_{other}"] = sp
-            lines.append(f"- lakevault verify vs {label}: {fmt(sp)}x as fast "
-                         f"({fmt(vf and vf['wall_s'])} s vs {fmt(g(other) and g(other)['wall_s'])} s)")
+            lines.append(f"- lakevault verify vs {label}: {fx(sp)} as fast "
+                         f"({secs(vf)} vs {secs(g(other))})")
     lvrows = [r for r in vrows if r["key"].startswith("lv_") and r["status"] == "ok"
               and r["peak_rss_kb"] is not None]
     if lvrows:
@@ -410,3 +416,8 @@ json.dump(doc, open(json_path, "w"), indent=2)
 print(text)
 PY
 log "results: $out/results.md, $out/results.json"
+failed=$(awk -F'\t' 'NR > 1 && $7 == "FAILED"' "$raw" | wc -l)
+if [ "$failed" -gt 0 ]; then
+  log "$failed operation(s) FAILED (see the notes column); exit 1"
+  exit 1
+fi
