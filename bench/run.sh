@@ -8,6 +8,7 @@
 #   BENCH_DIR       scratch folder (default bench/out/work); wiped per variant
 #   BENCH_BIG_LOG   live files of the big-log table timed with `lakevault check` (default 300000; 0 skips)
 #   BENCH_BIG_LOG_SPARSE 1: create the big-log data files as sparse files (healthy table) (default 0)
+#   BENCH_REPEAT    run every variant N times; the report shows the median wall time (default 1)
 #   BENCH_KEEP      1: keep each variant's scratch folder after its run (default 0)
 #   LAKEVAULT_BIN   the binary (default build/lakevault)
 # Results: bench/out/results.md (also printed), bench/out/results.json, raw rows in bench/out/raw.tsv.
@@ -21,6 +22,8 @@ scaling=${BENCH_SCALING:-0}
 big_log=${BENCH_BIG_LOG:-300000}
 big_log_sparse=${BENCH_BIG_LOG_SPARSE:-0}
 keep=${BENCH_KEEP:-0}
+repeat=${BENCH_REPEAT:-1}
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
 out="$top/bench/out"
 work=${BENCH_DIR:-$out/work}
 mkdir -p "$out" "$work"
@@ -239,14 +242,21 @@ rm -f "$raw" "$out/variants.tsv"
 printf 'variant\tkey\toperation\twall_s\tpeak_rss_kb\toutput_bytes\tstatus\tlake_bytes\tnote\n' >"$raw"
 printf 'variant\tsize_mb\tsmall_files\tlake_bytes\tfiles\n' >"$out/variants.tsv"
 log "lakevault $("$bin" --version 2>/dev/null || echo '?'); $(nproc) CPUs; $(restic version | cut -d' ' -f1-2); $(borg --version)"
-run_variant "${size_mb}MiB" "$size_mb" 0
-if [ "$scaling" = 1 ]; then
-  for mb in 256 512; do
-    [ "$mb" = "$size_mb" ] || run_variant "${mb}MiB" "$mb" 0
-  done
-  run_variant "${size_mb}MiB-small-files" "$size_mb" 1
-fi
-[ "$big_log" -gt 0 ] && run_big_log
+export BENCH_LOAD_START BENCH_LOAD_END BENCH_TOOLS
+BENCH_LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+BENCH_TOOLS="$(restic version | cut -d' ' -f1-2), $(borg --version), $(tar --version | head -n 1), pigz $(pigz --version 2>&1 | cut -d' ' -f2), zstd $(zstd --version | grep -o 'v[0-9.]*' | head -n 1)"
+for ((rep = 1; rep <= repeat; rep++)); do
+  [ "$repeat" -gt 1 ] && log "=== run $rep of $repeat"
+  run_variant "${size_mb}MiB" "$size_mb" 0
+  if [ "$scaling" = 1 ]; then
+    for mb in 256 512; do
+      [ "$mb" = "$size_mb" ] || run_variant "${mb}MiB" "$mb" 0
+    done
+    run_variant "${size_mb}MiB-small-files" "$size_mb" 1
+  fi
+  if [ "$big_log" -gt 0 ]; then run_big_log; fi
+done
+BENCH_LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- report: markdown + JSON + ratios, all computed from raw.tsv ------------------------------
 python3 - "$raw" "$out/variants.tsv" "$out/results.md" "$out/results.json" "$size_mb" <<'PY'
@@ -254,8 +264,11 @@ import csv, json, os, platform, subprocess, sys, datetime
 
 raw_path, var_path, md_path, json_path, main_mb = sys.argv[1:6]
 MIB = 1024 * 1024
-rows = list(csv.DictReader(open(raw_path), delimiter="\t"))
-variants = list(csv.DictReader(open(var_path), delimiter="\t"))
+runs = list(csv.DictReader(open(raw_path), delimiter="\t"))
+variants = []
+for v in csv.DictReader(open(var_path), delimiter="\t"):
+    if v["variant"] not in [x["variant"] for x in variants]:
+        variants.append(v)
 
 def num(s):
     try:
@@ -263,11 +276,33 @@ def num(s):
     except (TypeError, ValueError):
         return None
 
-for r in rows:
-    r["wall_s"] = num(r["wall_s"])
-    r["peak_rss_kb"] = num(r["peak_rss_kb"])
-    r["output_bytes"] = num(r["output_bytes"])
+def median(xs):
+    xs = sorted(x for x in xs if x is not None)
+    if not xs:
+        return None
+    n = len(xs)
+    return xs[n // 2] if n % 2 else (xs[n // 2 - 1] + xs[n // 2]) / 2
+
+# With BENCH_REPEAT > 1 each (variant, operation) has several runs: the row shows the median wall
+# time and output, the largest peak RSS, and FAILED when any run failed.
+groups = {}
+for r in runs:
+    groups.setdefault((r["variant"], r["key"]), []).append(r)
+rows = []
+for (variant, key), rs in groups.items():
+    failed = [r for r in rs if r["status"] != "ok"]
+    r = dict(failed[0] if failed else rs[0])
+    walls = [num(x["wall_s"]) for x in rs]
+    r["runs_wall_s"] = walls
+    r["wall_s"] = None if failed else median(walls)
+    rss = [num(x["peak_rss_kb"]) for x in rs if num(x["peak_rss_kb"]) is not None]
+    r["peak_rss_kb"] = max(rss) if rss and not failed else None
+    r["output_bytes"] = None if failed else median([num(x["output_bytes"]) for x in rs])
     r["lake_bytes"] = num(r["lake_bytes"])
+    rows.append(r)
+nruns = max((len(v) for v in groups.values()), default=1)
+
+for r in rows:
     ok = r["status"] == "ok"
     r["mb_per_s"] = (r["lake_bytes"] / MIB / r["wall_s"]) if ok and r["wall_s"] else None
     r["peak_rss_mb"] = r["peak_rss_kb"] / 1024 if ok and r["peak_rss_kb"] is not None else None
@@ -297,10 +332,15 @@ def ratio_line(desc, a, b, what):
 ratios = {}
 md = []
 host = f"{platform.node()}: {os.cpu_count()} CPUs, Linux {platform.release()}"
+load = f"load average {os.environ.get('BENCH_LOAD_START', '?')} at the start, {os.environ.get('BENCH_LOAD_END', '?')} at the end"
+tools = os.environ.get("BENCH_TOOLS", "")
 md.append(f"# lakevault benchmark ({datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC)")
 md.append("")
-md.append(f"Host {host}. Warm page cache; wall time and peak RSS from `/usr/bin/time -f '%e %M'`; "
-          "MB = MiB; MB/s = lake size / wall time; output = archive, repository growth or restored tree.")
+md.append(f"Host {host}; {load}. {tools}.")
+md.append("")
+md.append("Warm page cache; wall time and peak RSS from `/usr/bin/time -f '%e %M'`"
+          + (f", median wall time of {nruns} runs (largest peak RSS)" if nruns > 1 else ", one run")
+          + "; MB = MiB; MB/s = lake size / wall time; output = archive, repository growth or restored tree.")
 for v in variants:
     name = v["variant"]
     vrows = [r for r in rows if r["variant"] == name]
@@ -407,9 +447,10 @@ if len(scal) > 1:
 text = "\n".join(md) + "\n"
 open(md_path, "w").write(text)
 doc = {"generated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-       "host": host, "variants": variants,
-       "rows": [{k: r[k] for k in ("variant", "key", "operation", "wall_s", "mb_per_s", "peak_rss_mb",
-                                   "output_bytes", "output_mb", "lake_bytes", "status", "note")}
+       "host": host, "load": load, "tools": tools, "runs_per_row": nruns, "variants": variants,
+       "rows": [{k: r[k] for k in ("variant", "key", "operation", "wall_s", "runs_wall_s", "mb_per_s",
+                                   "peak_rss_mb", "output_bytes", "output_mb", "lake_bytes", "status",
+                                   "note")}
                 for r in rows],
        "ratios": ratios}
 json.dump(doc, open(json_path, "w"), indent=2)
