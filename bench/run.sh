@@ -23,7 +23,6 @@ big_log=${BENCH_BIG_LOG:-300000}
 big_log_sparse=${BENCH_BIG_LOG_SPARSE:-0}
 keep=${BENCH_KEEP:-0}
 repeat=${BENCH_REPEAT:-1}
-[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
 out="$top/bench/out"
 work=${BENCH_DIR:-$out/work}
 mkdir -p "$out" "$work"
@@ -32,6 +31,9 @@ raw="$out/raw.tsv"
 
 log() { printf '\033[1mbench:\033[0m %s\n' "$*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer"
+[[ "$size_mb" =~ ^[0-9]+$ ]] && [ "$size_mb" -gt 0 ] || die "BENCH_SIZE_MB must be a positive integer"
+[[ "$big_log" =~ ^[0-9]+$ ]] || die "BENCH_BIG_LOG must be a non-negative integer"
 
 # --- packages: apt-get only for what is missing (as root; no sudo) ---------------------------
 need_pkgs() {
@@ -164,15 +166,19 @@ run_variant() {
   time_and_record lv_check "lakevault check --json" - "$bin" check --lake data/lake --json
 
   # Restores of the full backup into empty folders.
-  time_and_record lv_restore "lakevault restore latest --to" "$vwork/restore-lakevault" \
-    "$bin" restore latest --to "$vwork/restore-lakevault"
+  local restored="$vwork/restore-lakevault" restored_bytes=
+  run_timed "$bin" restore latest --to "$restored"
   if [ "$T_RC" = 0 ]; then
-    # Not timed: the restored lake must equal the source.
-    local restored="$vwork/restore-lakevault"
-    [ -d "$restored/data/lake" ] && restored="$restored/data/lake"
-    diff -rq "$proj/data/lake" "$restored" >&2 || die "lakevault restore differs from the lake"
+    restored_bytes=$(dir_bytes "$restored")
+    # Not timed: the restored lake must equal the source, or the row is FAILED.
+    local restored_lake="$restored"
+    [ -d "$restored/data/lake" ] && restored_lake="$restored/data/lake"
+    if ! diff -rq "$proj/data/lake" "$restored_lake" >"$vwork/.diff" 2>&1; then
+      T_RC=1 T_ERR="restored tree differs from the lake: $(head -n 1 "$vwork/.diff")"
+    fi
   fi
-  rm -rf "$vwork/restore-lakevault"
+  record lv_restore "lakevault restore latest --to" "$restored_bytes"
+  rm -rf "$restored"
   if [ -n "$lv_gz" ]; then
     mkdir -p "$vwork/restore-tar"
     time_and_record tar_xzf "tar -xzf (lakevault gzip archive)" "$vwork/restore-tar" \
