@@ -5,8 +5,8 @@
 #include <nlohmann/json.hpp>
 
 #include "backup/backup.h"
-#include "offsite/offsite.h"
 #include "cli/context.h"
+#include "offsite/offsite.h"
 #include "retention/retention.h"
 
 namespace lakevault::cli {
@@ -115,9 +115,9 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
           auto up = remote.ok() ? UploadBackup(ctx.env(), **remote, dir, outcome.manifest.id, key)
                                 : Result<UploadOutcome>(remote.error());
           if (!up.ok())
-            return Error("backup " + outcome.manifest.id +
-                         " is written and verified locally, but the off-site copy failed: " +
-                         up.message());
+            return Error(
+                "backup " + outcome.manifest.id +
+                " is written and verified locally, but the off-site copy failed: " + up.message());
           uploads.push_back({{"remote", target},
                              {"where", (*remote)->Describe()},
                              {"encrypted", up->encrypted},

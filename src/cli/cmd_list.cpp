@@ -4,8 +4,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/context.h"
-#include "offsite/offsite.h"
 #include "manifest/catalog.h"
+#include "offsite/offsite.h"
 
 namespace lakevault::cli {
 
@@ -39,8 +39,12 @@ void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body) {
         if (flags->json) {
           nlohmann::json arr = nlohmann::json::array();
           for (const auto& b : backups)
-            arr.push_back({{"id", b.id}, {"file", b.archive}, {"bytes", b.bytes}, {"encrypted", b.encrypted}});
-          std::cout << nlohmann::json{{"remote", remote->Describe()}, {"backups", arr}}.dump(2) << "\n";
+            arr.push_back({{"id", b.id},
+                           {"file", b.archive},
+                           {"bytes", b.bytes},
+                           {"encrypted", b.encrypted}});
+          std::cout << nlohmann::json{{"remote", remote->Describe()}, {"backups", arr}}.dump(2)
+                    << "\n";
         } else {
           fmt::print("{}: {} backups\n", remote->Describe(), backups.size());
           for (const auto& b : backups)

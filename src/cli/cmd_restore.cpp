@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/context.h"
-#include "offsite/offsite.h"
 #include "core/lock.h"
 #include "crypto/encrypt.h"
+#include "offsite/offsite.h"
 #include "restore/restore.h"
 
 namespace lakevault::cli {
@@ -131,9 +131,10 @@ void AddRestoreCommands(CLI::App& app, Context& ctx, CommandBody* body) {
   gen->callback([&ctx, key_file, body]() {
     *body = [&ctx, key_file]() -> Result<int> {
       LV_RETURN_IF_ERROR(GenerateKeyFile(*key_file, ctx.env()));
-      fmt::print("key written to {} (mode 0600); set `encryption: {{key_file: {}}}` and keep a "
-                 "copy off this machine: without it encrypted backups cannot be restored\n",
-                 *key_file, *key_file);
+      fmt::print(
+          "key written to {} (mode 0600); set `encryption: {{key_file: {}}}` and keep a "
+          "copy off this machine: without it encrypted backups cannot be restored\n",
+          *key_file, *key_file);
       return kExitOk;
     };
   });

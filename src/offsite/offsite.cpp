@@ -35,7 +35,8 @@ std::string Sidecar(const std::string& hex, const std::string& name) {
 }
 
 std::string Scratch(const std::string& dir, const std::string& name) {
-  return (fs::path(dir) / ("." + name + ".offsite-" + std::to_string(::getpid()) + ".tmp")).string();
+  return (fs::path(dir) / ("." + name + ".offsite-" + std::to_string(::getpid()) + ".tmp"))
+      .string();
 }
 
 }  // namespace
@@ -58,13 +59,15 @@ Result<std::unique_ptr<Storage>> OpenRemote(const Config& config, const std::str
     if (const char* g = std::getenv("AWS_REGION")) r.settings["region"] = g;
     return OpenStorage(SpecFrom(r));
   }
-  if (!what.empty() && what.front() == '/') return OpenStorage(RemoteSpec{"local", {{"path", what}}});
+  if (!what.empty() && what.front() == '/')
+    return OpenStorage(RemoteSpec{"local", {{"path", what}}});
   if (what.find(':') != std::string::npos && what.find('@') != std::string::npos)
     return OpenStorage(RemoteSpec{"rsync", {{"dest", what}}});
   std::string names;
   for (const auto& [name, remote] : config.remotes) names += (names.empty() ? "" : ", ") + name;
-  return Error("no remote named '" + what + "' in the config" +
-               (names.empty() ? std::string(" (none configured)") : " (configured: " + names + ")"));
+  return Error(
+      "no remote named '" + what + "' in the config" +
+      (names.empty() ? std::string(" (none configured)") : " (configured: " + names + ")"));
 }
 
 Result<std::optional<Key>> ConfiguredKey(const Config& config) {
@@ -117,7 +120,8 @@ Result<UploadOutcome> UploadBackup(Env& env, Storage& remote, const std::string&
     // Sidecars go up through a scratch file: the storage drivers upload files.
     std::string side = Scratch(backup_dir, object + ".sha256");
     put = WriteFileAtomically(env, side, Sidecar(*digest, object), 0600);
-    if (put.ok()) put = remote.Put(entry->id + ".manifest.json", ManifestSidecarPath(backup_dir, entry->id));
+    if (put.ok())
+      put = remote.Put(entry->id + ".manifest.json", ManifestSidecarPath(backup_dir, entry->id));
     if (put.ok()) put = remote.Put(object + ".sha256", side);
     env.RemoveFile(side);
     if (put.ok()) {
@@ -126,7 +130,8 @@ Result<UploadOutcome> UploadBackup(Env& env, Storage& remote, const std::string&
     }
   }
   cleanup();
-  if (!put.ok()) return Error("uploading " + entry->id + " to " + remote.Describe() + ": " + put.message());
+  if (!put.ok())
+    return Error("uploading " + entry->id + " to " + remote.Describe() + ": " + put.message());
   return out;
 }
 
@@ -136,12 +141,14 @@ Result<std::vector<RemoteBackup>> ListRemoteBackups(Storage& remote) {
   for (const auto& o : objects) sizes[o.name] = o.size;
   std::vector<RemoteBackup> out;
   for (const auto& [name, size] : sizes) {
-    for (const std::string ext : {".tar.gz", ".tar.zst", ".tar", ".tar.gz.enc", ".tar.zst.enc", ".tar.enc"}) {
+    for (const std::string ext :
+         {".tar.gz", ".tar.zst", ".tar", ".tar.gz.enc", ".tar.zst.enc", ".tar.enc"}) {
       if (name.size() <= ext.size() || name.compare(name.size() - ext.size(), ext.size(), ext) != 0)
         continue;
       std::string id = name.substr(0, name.size() - ext.size());
       if (!IsBackupId(id) || !sizes.count(name + ".sha256")) continue;
-      out.push_back(RemoteBackup{id, name, ext.size() > 4 && ext.substr(ext.size() - 4) == ".enc", size});
+      out.push_back(
+          RemoteBackup{id, name, ext.size() > 4 && ext.substr(ext.size() - 4) == ".enc", size});
     }
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -187,7 +194,8 @@ Result<std::string> FetchBackup(Env& env, Storage& remote, const std::string& id
       auto actual = Sha256OfFile(env, got);
       if (!expected.ok() || !actual.ok() || *expected != *actual) {
         cleanup();
-        return Error("downloaded " + rb->archive + " does not match its .sha256 (damaged in transit "
+        return Error("downloaded " + rb->archive +
+                     " does not match its .sha256 (damaged in transit "
                      "or on the remote)");
       }
       if (rb->encrypted) {
@@ -210,7 +218,8 @@ Result<std::string> FetchBackup(Env& env, Storage& remote, const std::string& id
         return plain_hex.error();
       }
       // Sidecars first, the archive's final name last: a half-fetched backup is never listed.
-      Status w = WriteFileAtomically(env, Sha256SidecarPath(final_archive), Sidecar(*plain_hex, plain), 0600);
+      Status w = WriteFileAtomically(env, Sha256SidecarPath(final_archive),
+                                     Sidecar(*plain_hex, plain), 0600);
       if (w.ok()) w = env.Rename(man, manifest_path, false);
       if (w.ok()) w = env.Rename(got, final_archive, true);
       if (w.ok()) w = env.SyncDir(backup_dir);

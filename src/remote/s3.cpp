@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/text.h"
 #include "remote/internal.h"
 #include "remote/storage.h"
 
@@ -151,28 +152,7 @@ std::string XmlUnescape(const std::string& s) {
   return out;
 }
 
-std::string XmlEscape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
+std::string XmlEscape(const std::string& text) { return EscapeMarkup(text); }
 
 // The text of the first <tag>...</tag> at or after `from` in a flat S3 response; enough for the
 // few fields read here without a full XML parser.

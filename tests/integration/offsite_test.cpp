@@ -21,7 +21,8 @@ class OffsiteTest : public ::testing::Test {
   void SetUp() override {
     root_ = tmp_.path() / "project";
     CopyTree(fs::path(CorpusDir()) / "table-with-dv-small", root_ / "data/lake/option_legs");
-    CopyTree(fs::path(CorpusDir()) / "checkpoint-cdf-table", root_ / "data/lake/strategy_executions");
+    CopyTree(fs::path(CorpusDir()) / "checkpoint-cdf-table",
+             root_ / "data/lake/strategy_executions");
     WriteFile(root_ / ".env", "IB_ACCOUNT=DU1\n");
     ASSERT_EQ(Run({"key", "generate", "backup.key"}).exit_code, 0);
   }
@@ -34,8 +35,11 @@ class OffsiteTest : public ::testing::Test {
     ASSERT_EQ(a.exit_code, 0) << a.err;
     EXPECT_TRUE(nlohmann::json::parse(a.out)["uploads"][0]["encrypted"].get<bool>());
     WriteFile(root_ / "data/lake/option_legs/extra.bin", "new data");
-    auto b = Run({"backup", "--incremental", "--upload", remote, "--json"},
-                 [&] { auto e = env; e["LAKEVAULT_NOW"] = "2030-01-02T17:00:00Z"; return e; }());
+    auto b = Run({"backup", "--incremental", "--upload", remote, "--json"}, [&] {
+      auto e = env;
+      e["LAKEVAULT_NOW"] = "2030-01-02T17:00:00Z";
+      return e;
+    }());
     ASSERT_EQ(b.exit_code, 0) << b.err;
     auto lake = TreeDigest(root_ / "data/lake");
     auto list = Run({"list", "--remote", remote, "--json"}, env);
@@ -63,7 +67,8 @@ TEST_F(OffsiteTest, FolderRemoteEncryptedRoundTripAndTampering) {
   // Nothing on the remote is readable without the key: archives are .enc.
   for (const auto& e : fs::directory_iterator(remote)) {
     std::string n = e.path().filename().string();
-    EXPECT_TRUE(n.ends_with(".enc") || n.ends_with(".sha256") || n.ends_with(".manifest.json")) << n;
+    EXPECT_TRUE(n.ends_with(".enc") || n.ends_with(".sha256") || n.ends_with(".manifest.json"))
+        << n;
     if (n.ends_with(".enc")) EXPECT_EQ(ReadFile(e.path()).find("IB_ACCOUNT"), std::string::npos);
   }
   // A wrong key: one clear error, nothing restored.
@@ -93,7 +98,9 @@ TEST_F(OffsiteTest, FolderRemoteEncryptedRoundTripAndTampering) {
 
 TEST_F(OffsiteTest, S3RemoteThroughS3rver) {
   std::string dir = SourceDir() + "/tests/s3";
-  auto npm = RunShell("flock .install.lock sh -c 'test -d node_modules/s3rver || npm ci --no-audit --no-fund'", dir);
+  auto npm = RunShell(
+      "flock .install.lock sh -c 'test -d node_modules/s3rver || npm ci --no-audit --no-fund'",
+      dir);
   if (npm.exit_code != 0) {
     if (getenv("CI")) FAIL() << npm.err;
     GTEST_SKIP() << "npm ci failed: " << npm.err;
@@ -115,26 +122,35 @@ TEST_F(OffsiteTest, S3RemoteThroughS3rver) {
     std::string pattern;
     ~Stop() { RunShell("pkill -f '" + pattern + "'"); }
   } stop{"server.js " + data.string()};
-  ASSERT_GT(port, 0) << "s3rver did not start: " << (fs::exists(portfile) ? ReadFile(portfile) : "");
-  WriteFile(root_ / "lakevault.yaml",
-            "remotes:\n  offsite: {type: s3, url: \"s3://lakevault-test/v6-trading\", endpoint: "
-            "\"http://127.0.0.1:" + std::to_string(port) +
-                "\", region: us-east-1, path_style: \"true\"}\nencryption: {key_file: backup.key}\n");
-  std::map<std::string, std::string> env = {{"AWS_ACCESS_KEY_ID", "S3RVER"},
-                                            {"AWS_SECRET_ACCESS_KEY", "S3RVER"},
-                                            {"HOME", tmp_.str()}};
+  ASSERT_GT(port, 0) << "s3rver did not start: "
+                     << (fs::exists(portfile) ? ReadFile(portfile) : "");
+  WriteFile(
+      root_ / "lakevault.yaml",
+      "remotes:\n  offsite: {type: s3, url: \"s3://lakevault-test/v6-trading\", endpoint: "
+      "\"http://127.0.0.1:" +
+          std::to_string(port) +
+          "\", region: us-east-1, path_style: \"true\"}\nencryption: {key_file: backup.key}\n");
+  std::map<std::string, std::string> env = {
+      {"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", "S3RVER"}, {"HOME", tmp_.str()}};
   RoundTrip("offsite", env);
   // The guide's --upload-s3 path: UPLOAD_S3=true uploads to the first s3 remote.
-  auto g = Run({"backup", "--full", "--json"},
-               [&] { auto e = env; e["UPLOAD_S3"] = "true"; e["LAKEVAULT_NOW"] = "2030-02-01T17:00:00Z"; return e; }());
+  auto g = Run({"backup", "--full", "--json"}, [&] {
+    auto e = env;
+    e["UPLOAD_S3"] = "true";
+    e["LAKEVAULT_NOW"] = "2030-02-01T17:00:00Z";
+    return e;
+  }());
   ASSERT_EQ(g.exit_code, 0) << g.err;
   EXPECT_EQ(nlohmann::json::parse(g.out)["uploads"].size(), 1u);
   // Unreachable endpoint: one clear line, the local backup kept.
   WriteFile(root_ / "lakevault.yaml",
             "remotes:\n  offsite: {type: s3, url: \"s3://lakevault-test/x\", endpoint: "
             "\"http://127.0.0.1:1\", region: us-east-1, path_style: \"true\"}\n");
-  auto down = Run({"backup", "--full", "--upload", "offsite"},
-                  [&] { auto e = env; e["LAKEVAULT_NOW"] = "2030-03-01T17:00:00Z"; return e; }());
+  auto down = Run({"backup", "--full", "--upload", "offsite"}, [&] {
+    auto e = env;
+    e["LAKEVAULT_NOW"] = "2030-03-01T17:00:00Z";
+    return e;
+  }());
   EXPECT_NE(down.exit_code, 0);
   EXPECT_NE(down.err.find("written and verified locally"), std::string::npos) << down.err;
   // Retries are announced as warnings; the verdict is one error line, the last.
