@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -304,6 +305,32 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   if (decision.parent)
     for (const auto& f : decision.parent->manifest->files) parent_files[f.path] = &f;
   outcome.kind_reason = decision.reason;
+
+  // Pre-flight (the guide's "disk full"): the archive can be no larger than the bytes it takes
+  // in, so that much free space means the write cannot run out of it.
+  {
+    int64_t estimate = 0;
+    auto count = [&](const PlannedFile& f) {
+      auto it = parent_files.find(f.relative_path);
+      if (it == parent_files.end() || it->second->size != f.size || it->second->mtime != f.mtime)
+        estimate += f.inline_content ? static_cast<int64_t>(f.inline_content->size()) : f.size;
+    };
+    for (const auto& t : plan.tables)
+      for (const auto& f : t.files) count(f);
+    for (const auto& f : plan.extra_files) count(f);
+    estimate += 1 << 20;  // headers, manifest, sidecars
+    struct statvfs vfs;
+    if (::statvfs(dir.c_str(), &vfs) == 0) {
+      int64_t free_bytes = static_cast<int64_t>(vfs.f_bavail) * static_cast<int64_t>(vfs.f_frsize);
+      if (const char* fake = std::getenv("LAKEVAULT_TEST_FREE_BYTES"))
+        free_bytes = std::atoll(fake);
+      if (free_bytes < estimate)
+        return Error("not enough free space in " + dir + " for the backup: it needs up to " +
+                     std::to_string((estimate + (1 << 20) - 1) >> 20) + " MiB, " +
+                     std::to_string(free_bytes >> 20) +
+                     " MiB are free; free space or prune old backups (nothing was written)");
+    }
+  }
 
   Manifest& manifest = outcome.manifest;
   manifest.id = ChooseId(dir, options.now);

@@ -1,5 +1,6 @@
 #include "backup/plan.h"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -130,6 +131,10 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
                  " is unreadable: " + snap.message());
   for (const auto& w : snap->warnings) warnings.push_back("table " + table.name + ": " + w);
   table.version = pinned;
+  spdlog::debug(
+      "table {} pinned at version {}: a writer committing meanwhile is fine, its later "
+      "commits and files are not part of this version and are left out",
+      table.name, pinned);
   table.rows = CountRows(*snap, dir);
   table.absolute_paths = snap->AbsolutePaths();
   for (const auto& a : table.absolute_paths)

@@ -336,4 +336,16 @@ TEST_F(BackupTest, LogFileRecordsEveryOperation) {
 }
 
 }  // namespace
+TEST_F(BackupTest, NotEnoughFreeSpaceIsRefusedBeforeWriting) {
+  ASSERT_EQ(Run({"backup"}).exit_code, 0);
+  auto before = BackupState();
+  auto r = Run({"backup", "--full"}, {{"LAKEVAULT_TEST_FREE_BYTES", "1000"}});
+  ExpectOneErrorLine(r);
+  EXPECT_NE(r.err.find("not enough free space"), std::string::npos) << r.err;
+  EXPECT_EQ(BackupState(), before);
+  auto v = Run({"-v", "backup", "--full"}, {{"LAKEVAULT_NOW", "2030-01-01T00:00:00Z"}});
+  EXPECT_EQ(v.exit_code, 0) << v.err;
+  EXPECT_NE(v.err.find("a writer committing meanwhile is fine"), std::string::npos) << v.err;
+}
+
 }  // namespace lakevault::testing

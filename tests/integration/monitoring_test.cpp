@@ -193,7 +193,7 @@ TEST_F(MonitoringTest, SecretsNeverAppearInOutputsLogsOrMetrics) {
   std::string all;
   for (auto args :
        std::vector<std::vector<std::string>>{{"backup", "--json"},
-                                             {"backup", "-v"},
+                                             {"-v", "backup"},
                                              {"list", "--json"},
                                              {"verify", "--json"},
                                              {"check", "--json"},
