@@ -134,7 +134,10 @@ Status AddPlannedFile(Env& env, ArchiveWriter& writer, const PlannedFile& file,
     return source.status();
   }
   std::unique_ptr<SequentialFile> input = std::move(source).value();
-  if (file.mutable_content) input = std::make_unique<PrefixFile>(std::move(input), file.size);
+  // Files the pinned version does not need may belong to a writer still writing them: the
+  // bytes present when the backup was planned are taken, as for config files.
+  if (file.mutable_content || file.may_vanish)
+    input = std::make_unique<PrefixFile>(std::move(input), file.size);
   Sha256 hash;
   LV_RETURN_IF_ERROR(writer.AddFile(entry, *input, &hash));
   record.size = file.size;
