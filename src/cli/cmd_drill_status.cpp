@@ -39,8 +39,7 @@ void AddDrillStatusCommands(CLI::App& app, Context& ctx, CommandBody* body) {
   drill->callback([&ctx, df, body]() {
     *body = [&ctx, df]() -> Result<int> {
       LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
-      std::string dir =
-          df->path.empty() ? config.BackupDir() : std::filesystem::absolute(df->path).string();
+      std::string dir = BackupDirOrPath(config, df->path);
       ctx.job_backup_dir = dir;
       LV_ASSIGN_OR_RETURN(DrillReport r, RunDrill(config, dir, df->backup, ctx.env()));
       ctx.job_details = DrillReportToJson(r);
@@ -70,8 +69,7 @@ void AddDrillStatusCommands(CLI::App& app, Context& ctx, CommandBody* body) {
   status->callback([&ctx, sf, body]() {
     *body = [&ctx, sf]() -> Result<int> {
       LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
-      std::string dir =
-          sf->path.empty() ? config.BackupDir() : std::filesystem::absolute(sf->path).string();
+      std::string dir = BackupDirOrPath(config, sf->path);
       LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
       auto state = LoadState(ctx.env(), dir);
       const TimePoint now = ctx.Now();

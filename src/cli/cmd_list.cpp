@@ -53,8 +53,7 @@ void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body) {
         }
         return kExitOk;
       }
-      std::string dir = flags->path.empty() ? config.BackupDir()
-                                            : std::filesystem::absolute(flags->path).string();
+      std::string dir = BackupDirOrPath(config, flags->path);
       LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
       if (flags->json) {
         nlohmann::json backups = nlohmann::json::array();

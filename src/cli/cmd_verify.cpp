@@ -32,8 +32,7 @@ void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   cmd->callback([&ctx, flags, body]() {
     *body = [&ctx, flags]() -> Result<int> {
       LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
-      std::string dir = flags->path.empty() ? config.BackupDir()
-                                            : std::filesystem::absolute(flags->path).string();
+      std::string dir = BackupDirOrPath(config, flags->path);
       ctx.job_backup_dir = dir;
       LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
       std::vector<const CatalogEntry*> targets;

@@ -4,9 +4,9 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <nlohmann/json.hpp>
 
 #include "config/config.h"
 #include "core/env.h"
@@ -60,5 +60,7 @@ void AddRestoreCommands(CLI::App& app, Context& ctx, CommandBody* body);
 void AddDrillStatusCommands(CLI::App& app, Context& ctx, CommandBody* body);
 
 std::string HumanBytes(int64_t bytes);
+// The backup folder a command works on: --path when given, else the config's backup_path.
+std::string BackupDirOrPath(const Config& config, const std::string& path_flag);
 
 }  // namespace lakevault::cli

@@ -25,6 +25,10 @@ Result<Config> Context::LoadConfig() {
 
 bool Context::ShowProgress() const { return progress || (!quiet && ::isatty(2)); }
 
+std::string BackupDirOrPath(const Config& config, const std::string& path_flag) {
+  return path_flag.empty() ? config.BackupDir() : std::filesystem::absolute(path_flag).string();
+}
+
 std::string HumanBytes(int64_t bytes) {
   const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double value = static_cast<double>(bytes);

@@ -30,10 +30,6 @@ RemoteSpec SpecFrom(const Remote& r) {
   return spec;
 }
 
-std::string Sidecar(const std::string& hex, const std::string& name) {
-  return Sha256SidecarContent(hex, name);
-}
-
 std::string Scratch(const std::string& dir, const std::string& name) {
   return (fs::path(dir) / ("." + name + ".offsite-" + std::to_string(::getpid()) + ".tmp"))
       .string();
@@ -119,7 +115,7 @@ Result<UploadOutcome> UploadBackup(Env& env, Storage& remote, const std::string&
     out.objects.push_back(object);
     // Sidecars go up through a scratch file: the storage drivers upload files.
     std::string side = Scratch(backup_dir, object + ".sha256");
-    put = WriteFileAtomically(env, side, Sidecar(*digest, object), 0600);
+    put = WriteFileAtomically(env, side, Sha256SidecarContent(*digest, object), 0600);
     if (put.ok())
       put = remote.Put(entry->id + ".manifest.json", ManifestSidecarPath(backup_dir, entry->id));
     if (put.ok()) put = remote.Put(object + ".sha256", side);
@@ -219,7 +215,7 @@ Result<std::string> FetchBackup(Env& env, Storage& remote, const std::string& id
       }
       // Sidecars first, the archive's final name last: a half-fetched backup is never listed.
       Status w = WriteFileAtomically(env, Sha256SidecarPath(final_archive),
-                                     Sidecar(*plain_hex, plain), 0600);
+                                     Sha256SidecarContent(*plain_hex, plain), 0600);
       if (w.ok()) w = env.Rename(man, manifest_path, false);
       if (w.ok()) w = env.Rename(got, final_archive, true);
       if (w.ok()) w = env.SyncDir(backup_dir);
