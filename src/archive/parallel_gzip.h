@@ -4,14 +4,19 @@
 // read it as usual. This is what makes a .tar.gz backup several times faster than `tar -czf`.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <future>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "core/env.h"
 #include "core/result.h"
+#include "core/workers.h"
 #include "crypto/sha256.h"
 
 namespace lakevault {
@@ -28,7 +33,7 @@ class ParallelGzipSink {
 
  private:
   Status Dispatch();
-  Status WriteOldest();
+  void WriterLoop();
 
   WritableFile& out_;
   Sha256* out_hash_;
@@ -36,9 +41,15 @@ class ParallelGzipSink {
   size_t max_in_flight_;
   size_t block_size_;
   std::string block_;
-  std::deque<std::future<std::string>> in_flight_;
-  int64_t bytes_out_ = 0;
+  std::unique_ptr<WorkerPool> pool_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::future<std::string>> in_flight_;  // oldest first; the writer pops them
+  Status status_;                                   // the first write error
+  bool closing_ = false;
+  int64_t bytes_out_ = 0;  // read after Finish()
   bool wrote_any_block_ = false;
+  std::thread writer_;
 };
 
 }  // namespace lakevault

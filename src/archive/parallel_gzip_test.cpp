@@ -77,5 +77,36 @@ TEST(ParallelGzipTest, EmptyInputIsStillValidGzip) {
   EXPECT_EQ(Gunzip(gz), "");
 }
 
+// Every member names its own total size in an "LV" FEXTRA subfield: walking the sizes must land
+// exactly on each next member and on the end of the file.
+TEST(ParallelGzipTest, EveryMemberCarriesItsSize) {
+  std::mt19937_64 rng(3);
+  std::string input;
+  for (int i = 0; i < 5; ++i) {
+    std::string random(300 * 1024, '\0');
+    for (auto& c : random) c = static_cast<char>(rng());
+    input += random + std::string(200 * 1024, 'a' + i);
+  }
+  std::string gz = Compress(input, 4096);
+  size_t at = 0;
+  int members = 0;
+  while (at < gz.size()) {
+    ASSERT_GE(gz.size() - at, 20u);
+    const auto* p = reinterpret_cast<const unsigned char*>(gz.data() + at);
+    ASSERT_EQ(p[0], 0x1f);
+    ASSERT_EQ(p[1], 0x8b);
+    ASSERT_EQ(p[3] & 4, 4) << "FEXTRA";
+    ASSERT_EQ(p[12], 'L');
+    ASSERT_EQ(p[13], 'V');
+    uint32_t size = p[16] | p[17] << 8 | p[18] << 16 | static_cast<uint32_t>(p[19]) << 24;
+    ASSERT_GT(size, 28u);
+    at += size;
+    ++members;
+  }
+  EXPECT_EQ(at, gz.size());
+  EXPECT_GT(members, 5);
+  EXPECT_EQ(Gunzip(gz), input);
+}
+
 }  // namespace
 }  // namespace lakevault

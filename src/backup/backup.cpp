@@ -296,6 +296,17 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
 
   const std::string dir = BackupDirFor(config, options);
   const Compression compression = options.compression.value_or(config.compression);
+  {
+    // The guide's "permission denied", said before anything is written.
+    std::error_code ec;
+    fs::path existing = fs::absolute(dir);
+    while (!fs::exists(existing, ec) && existing.has_parent_path() &&
+           existing != existing.parent_path())
+      existing = existing.parent_path();
+    LV_RETURN_IF_ERROR(
+        CheckAccess(existing.string(), true,
+                    existing == fs::absolute(dir) ? "backup folder" : "folder for the backups"));
+  }
   LV_RETURN_IF_ERROR(EnsureBackupDir(dir));
   LV_ASSIGN_OR_RETURN(auto lock, FileLock::Acquire((fs::path(dir) / ".lakevault.lock").string(),
                                                    "backup or prune"));
@@ -367,7 +378,8 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     return AddPlannedFile(env, writer, file, manifest.id, manifest);
   };
   auto write = [&]() -> Status {
-    LV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(env, tmp_path, compression));
+    LV_ASSIGN_OR_RETURN(
+        auto writer, ArchiveWriter::Create(env, tmp_path, compression, config.compression_level));
     for (const auto& d : plan.directories) {
       ArchiveEntry entry;
       entry.path = d + "/";

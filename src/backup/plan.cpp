@@ -260,6 +260,7 @@ Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options) 
     return Error("lake folder " + lake.string() +
                  " does not exist (run in the project root, or set `lake:` in lakevault.yaml)");
   if (!fs::is_directory(lake, ec)) return Error("lake " + lake.string() + " is not a folder");
+  LV_RETURN_IF_ERROR(CheckAccess(lake.string(), false, "lake"));
   if (plan.lake_relative.rfind("..", 0) == 0)
     return Error("lake folder " + lake.string() + " is outside the project root " + config.root);
 
@@ -271,6 +272,9 @@ Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options) 
   } else {
     names = config.tables;
   }
+  for (const auto& name : names)
+    if (fs::is_directory(lake / name / "_delta_log", ec))
+      LV_RETURN_IF_ERROR(CheckAccess((lake / name / "_delta_log").string(), false, "table log"));
   std::set<std::string> directories;
   for (fs::path p = lake; p != root && p.has_parent_path() && p != p.parent_path();
        p = p.parent_path())

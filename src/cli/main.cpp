@@ -1,5 +1,6 @@
 // lakevault: backup, restore and recovery for a Delta Lake data lake.
 #include <fmt/format.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -45,6 +46,11 @@ std::string HumanBytes(int64_t bytes) {
 int main(int argc, char** argv) {
   using namespace lakevault;
   using namespace lakevault::cli;
+  // Archive blocks of about 1 MiB are allocated and freed by the thousand on several threads.
+  // glibc would map and unmap each one (a page fault per 4 KiB, zeroed by the kernel); kept in
+  // the heap they are reused, which saves about a tenth of the CPU time of a backup or verify.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   Context ctx;
   ctx.working_dir = std::filesystem::current_path().string();
 

@@ -127,10 +127,11 @@ class Reader {
 
 Status ParseInto(const YAML::Node& doc, Config& config, Reader& r) {
   if (!doc || doc.IsNull()) return Status::Ok();  // an empty file: all defaults
-  LV_RETURN_IF_ERROR(r.CheckKeys(doc, "",
-                                 {"lake", "tables", "files", "logs", "backup_path", "compression",
-                                  "retention", "full_every_days", "remotes", "encryption", "hooks",
-                                  "objectives", "log_file", "metrics_file", "webhook_url"}));
+  LV_RETURN_IF_ERROR(
+      r.CheckKeys(doc, "",
+                  {"lake", "tables", "files", "logs", "backup_path", "compression",
+                   "compression_level", "retention", "full_every_days", "remotes", "encryption",
+                   "hooks", "objectives", "log_file", "metrics_file", "webhook_url"}));
   LV_RETURN_IF_ERROR(r.Get(doc["lake"], "lake", config.lake));
   LV_RETURN_IF_ERROR(r.GetList(doc["tables"], "tables", config.tables));
   if (doc["files"]) {
@@ -148,6 +149,11 @@ Status ParseInto(const YAML::Node& doc, Config& config, Reader& r) {
     if (!parsed) return Error(r.source() + ": compression: " + parsed.message());
     config.compression = *parsed;
   }
+  LV_RETURN_IF_ERROR(
+      r.Get(doc["compression_level"], "compression_level", config.compression_level));
+  if (config.compression_level < 0 || config.compression_level > 19)
+    return Error(r.source() + ": compression_level: " + std::to_string(config.compression_level) +
+                 " is out of range (1-9 for gzip, 1-19 for zstd, 0 for the default)");
   if (auto ret = doc["retention"]; ret && !ret.IsNull()) {
     LV_RETURN_IF_ERROR(r.CheckKeys(
         ret, "retention", {"days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly"}));

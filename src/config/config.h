@@ -48,6 +48,7 @@ struct Config {
   std::string logs_path = "logs/";
   std::string backup_path = "backups/";
   Compression compression = Compression::kGzip;
+  int compression_level = 0;  // 0: the format's default (kDefaultGzipLevel, zstd's 3)
   RetentionPolicy retention;
   int64_t full_every_days = 7;
   std::map<std::string, Remote> remotes;

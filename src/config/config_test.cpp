@@ -74,6 +74,13 @@ TEST(ConfigTest, WrongTypesAndValuesAreRefused) {
   EXPECT_FALSE(ParseConfig("objectives: {rto: fast}\n", "/p", "c").ok());
   EXPECT_FALSE(ParseConfig("remotes: {x: {type: ftp}}\n", "/p", "c").ok());
   EXPECT_FALSE(ParseConfig("- just\n- a list\n", "/p", "c").ok());
+  EXPECT_FALSE(ParseConfig("compression_level: 42\n", "/p", "c").ok());
+  EXPECT_FALSE(ParseConfig("compression_level: high\n", "/p", "c").ok());
+}
+
+TEST(ConfigTest, CompressionLevel) {
+  EXPECT_EQ(ParseConfig("", "/p", "c")->compression_level, 0);
+  EXPECT_EQ(ParseConfig("compression_level: 6\n", "/p", "c")->compression_level, 6);
 }
 
 TEST(ConfigTest, GuideVariablesOverrideTheFile) {

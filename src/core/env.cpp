@@ -1,17 +1,46 @@
 #include "core/env.h"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
 
 namespace lakevault {
+
+Status CheckAccess(const std::string& path, bool write, const std::string& role) {
+  int mode = R_OK | X_OK | (write ? W_OK : 0);
+  if (::access(path.c_str(), mode) == 0) return Status::Ok();
+  int err = errno;
+  if (err != EACCES && err != EPERM && err != EROFS) return Status::Ok();  // later steps report it
+  if (err == EROFS)
+    return Error("the " + role + " " + path +
+                 " is on a read-only file system; nothing was written");
+  struct stat st {};
+  std::string owner = "?";
+  std::string mode_text = "?";
+  if (::stat(path.c_str(), &st) == 0) {
+    if (const struct passwd* pw = ::getpwuid(st.st_uid))
+      owner = pw->pw_name;
+    else
+      owner = std::to_string(st.st_uid);
+    char buf[8];
+    std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    mode_text = buf;
+  }
+  std::string me = std::to_string(::geteuid());
+  if (const struct passwd* pw = ::getpwuid(::geteuid())) me = pw->pw_name;
+  return Error("permission denied: user " + me + " cannot " + (write ? "write to" : "read") +
+               " the " + role + " " + path + " (owner " + owner + ", mode " + mode_text +
+               "); run lakevault as " + owner + " (e.g. `sudo -u " + owner + " lakevault ...`)");
+}
 
 Error ErrnoError(const std::string& what, int err) {
   return Error(what + ": " + std::strerror(err));

@@ -68,6 +68,11 @@ Result<std::string> ReadWholeFile(Env& env, const std::string& path);
 Status WriteFileAtomically(Env& env, const std::string& path, const std::string& content,
                            mode_t mode = 0600);
 
+// The guide's "permission denied" as a pre-flight: fails with one line naming the folder, its
+// owner and mode, and the user to run as, when the process may not read (or, with `write`,
+// create files in) `path`. `role` names the folder in the message ("backup folder", "lake").
+Status CheckAccess(const std::string& path, bool write, const std::string& role);
+
 // "strerror(errno)" with the operation and path, e.g. "writing x: No space left on device".
 Error ErrnoError(const std::string& what, int err);
 

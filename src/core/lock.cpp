@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <filesystem>
 #include <string>
 
 #include "core/env.h"
@@ -13,7 +14,19 @@ namespace lakevault {
 
 Result<FileLock> FileLock::Acquire(const std::string& path, const std::string& purpose) {
   int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoError("opening lock file " + path, errno);
+  if (fd < 0) {
+    int err = errno;
+    // Most often the guide's "permission denied" (or a folder that could not be created for
+    // the same reason): say whose folder it is and who to run as.
+    std::filesystem::path holder = std::filesystem::path(path).parent_path();
+    std::error_code ec;
+    while (!std::filesystem::exists(holder, ec) && holder.has_parent_path() &&
+           holder != holder.parent_path())
+      holder = holder.parent_path();
+    if (err == EACCES || err == ENOENT || err == EROFS)
+      LV_RETURN_IF_ERROR(CheckAccess(holder.string(), true, "folder for the lock file"));
+    return ErrnoError("opening lock file " + path, err);
+  }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
     char buf[64] = {0};

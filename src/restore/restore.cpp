@@ -106,14 +106,16 @@ Status UndoItem(Env& env, const Item& item, const fs::path& trash) {
   bool staged = fs::exists(fs::symlink_status(item.staged, ec));
   static int counter = 0;
   auto discard = [&]() {
-    return Rename(env, item.live,
-                  (trash / (std::to_string(::getpid()) + "-" + std::to_string(counter++))).string());
+    return Rename(
+        env, item.live,
+        (trash / (std::to_string(::getpid()) + "-" + std::to_string(counter++))).string());
   };
   if (aside) {
     if (live) LV_RETURN_IF_ERROR(discard());
     return Rename(env, item.aside, item.live);
   }
-  if (item.existed && staged && live && item.old_inode != 0 && InodeOf(item.staged) == item.old_inode) {
+  if (item.existed && staged && live && item.old_inode != 0 &&
+      InodeOf(item.staged) == item.old_inode) {
     // Exchanged, not yet moved aside: exchange back in one step.
     LV_RETURN_IF_ERROR(env.Exchange(item.staged, item.live));
     return env.SyncDir(fs::path(item.live).parent_path().string());
@@ -304,6 +306,22 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
   const std::string backup_dir =
       request.backup_dir.empty() ? config.BackupDir() : request.backup_dir;
   const bool into_lake = request.to_dir.empty();
+  {
+    std::error_code ec;
+    if (fs::is_directory(backup_dir, ec))
+      LV_RETURN_IF_ERROR(CheckAccess(backup_dir, false, "backup folder"));
+    // Staging and the swap create folders beside the lake (or the --to folder).
+    fs::path target = into_lake ? fs::path(config.LakeDir()) : fs::absolute(request.to_dir);
+    fs::path holder = target.parent_path();
+    while (!fs::exists(holder, ec) && holder.has_parent_path() && holder != holder.parent_path())
+      holder = holder.parent_path();
+    if (!request.dry_run) {
+      LV_RETURN_IF_ERROR(
+          CheckAccess(holder.string(), true, "folder that holds the restore target"));
+      if (into_lake && fs::is_directory(target, ec))
+        LV_RETURN_IF_ERROR(CheckAccess(target.string(), true, "lake"));
+    }
+  }
   if (!request.dry_run && into_lake)
     LV_RETURN_IF_ERROR(RecoverInterruptedRestore(config, env).status());
 

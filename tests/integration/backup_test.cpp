@@ -146,6 +146,55 @@ TEST_F(BackupTest, ZstdAndUncompressedArchivesVerify) {
   EXPECT_EQ(TreeDigest(out / "data/lake"), TreeDigest(root_ / "data/lake"));
 }
 
+TEST_F(BackupTest, CompressionLevelFromTheConfigIsUsed) {
+  std::map<int, uintmax_t> sizes;
+  for (int level : {1, 9}) {
+    WriteFile(root_ / "lakevault.yaml", "compression_level: " + std::to_string(level) + "\n");
+    auto r = Run({"backup", "--full", "--path", "b" + std::to_string(level)});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    for (const auto& e : fs::directory_iterator(root_ / ("b" + std::to_string(level))))
+      if (e.path().string().ends_with(".tar.gz")) {
+        sizes[level] = fs::file_size(e.path());
+        fs::path out = tmp_.path() / ("x" + std::to_string(level));
+        fs::create_directories(out);
+        ASSERT_EQ(RunShell("tar -xzf " + e.path().string() + " -C " + out.string()).exit_code, 0);
+        EXPECT_EQ(TreeDigest(out / "data/lake"), TreeDigest(root_ / "data/lake"));
+      }
+  }
+  ASSERT_EQ(sizes.size(), 2u);
+  EXPECT_LT(sizes[9], sizes[1]);
+  WriteFile(root_ / "lakevault.yaml", "compression_level: 99\n");
+  ExpectOneErrorLine(Run({"backup"}));
+}
+
+// The guide's "permission denied": root reads and writes anything, so the run drops to nobody.
+TEST_F(BackupTest, PermissionDeniedNamesTheFolderAndTheUserToRunAs) {
+  if (::geteuid() != 0 || RunShell("command -v setpriv").exit_code != 0)
+    GTEST_SKIP() << "needs root and setpriv to run as another user";
+  ASSERT_EQ(Run({"backup"}).exit_code, 0);  // backups/ is now root's, mode 0700
+  auto before = BackupState();
+  fs::permissions(tmp_.path(), fs::perms(0755));
+  fs::permissions(root_, fs::perms(0755));
+  const std::string as_nobody = "cd " + root_.string() +
+                                " && setpriv --reuid=65534 --regid=65534 --clear-groups " +
+                                BinaryPath() + " ";
+  auto r = RunShell(as_nobody + "backup 2>&1 >/dev/null | grep 'error:'");
+  EXPECT_NE(r.out.find("permission denied"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("backup folder " + Backups().string()), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("run lakevault as root"), std::string::npos) << r.out;
+  EXPECT_EQ(BackupState(), before);
+  // An unreadable table log is named too, before anything is written.
+  fs::permissions(root_ / "data/lake/option_legs/_delta_log", fs::perms(0700));
+  r = RunShell(as_nobody + "backup --path /tmp/lakevault-nobody-never 2>&1 >/dev/null");
+  EXPECT_NE(r.out.find("cannot read the table log"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists("/tmp/lakevault-nobody-never"));
+  // A restore as nobody is refused before anything moves.
+  auto lake_before = TreeDigest(root_ / "data/lake");
+  r = RunShell(as_nobody + "restore latest --yes 2>&1 >/dev/null | grep 'error:'");
+  EXPECT_NE(r.out.find("permission denied"), std::string::npos) << r.out;
+  EXPECT_EQ(TreeDigest(root_ / "data/lake"), lake_before);
+}
+
 TEST_F(BackupTest, ListShowsKindTimeSizeTablesAndVerification) {
   ASSERT_EQ(Run({"backup"}).exit_code, 0);
   auto r = Run({"list", "--json"});
@@ -307,7 +356,8 @@ TEST_F(BackupTest, FullFilesystemIsOneClearErrorAndLeavesNothingBehind) {
   // The pre-flight sees it coming; with the pre-flight fooled, the kernel's ENOSPC mid-write
   // is just as clean.
   auto pre = Run({"backup", "--path", small.string()});
-  auto r = Run({"backup", "--path", small.string()}, {{"LAKEVAULT_TEST_FREE_BYTES", "1000000000000"}});
+  auto r =
+      Run({"backup", "--path", small.string()}, {{"LAKEVAULT_TEST_FREE_BYTES", "1000000000000"}});
   std::vector<std::string> left;
   for (const auto& e : fs::directory_iterator(small)) left.push_back(e.path().filename().string());
   ::umount(small.c_str());
