@@ -4,9 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -29,8 +33,61 @@ bool SymlinkStaysInside(const std::string& member, const std::string& target) {
   return !(text == ".." || text.rfind("../", 0) == 0);
 }
 
+// Files are fsynced and closed on a thread of their own, so extraction goes on while the disk
+// catches up; a restore still swaps nothing in before every file is durable (Finish()).
+class Syncer {
+ public:
+  Syncer() : thread_([this] { Run(); }) {}
+  ~Syncer() { Finish(); }
+  Status Push(std::unique_ptr<WritableFile> file) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [this] { return queue_.size() < kMaxOpen || !status_.ok(); });
+    if (!status_.ok()) return status_;
+    queue_.push_back(std::move(file));
+    cv_.notify_all();
+    return Status::Ok();
+  }
+  // Waits for every file pushed; the first fsync or close error.
+  Status Finish() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+    return status_;
+  }
+
+ private:
+  static constexpr size_t kMaxOpen = 64;  // bounds the open descriptors
+  void Run() {
+    while (true) {
+      std::unique_ptr<WritableFile> file;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [this] { return !queue_.empty() || done_; });
+        if (queue_.empty()) return;
+        file = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      Status s = file->Sync();
+      if (s.ok()) s = file->Close();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!s.ok() && status_.ok()) status_ = s;
+      cv_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<WritableFile>> queue_;
+  Status status_;
+  bool done_ = false;
+  std::thread thread_;
+};
+
 Status WriteMember(Env& env, ArchiveReader& reader, const ManifestFile& file,
-                   const fs::path& target, std::vector<char>& buffer, int64_t* bytes) {
+                   const fs::path& target, std::vector<char>& buffer, Syncer& syncer,
+                   int64_t* bytes) {
   std::error_code ec;
   fs::create_directories(target.parent_path(), ec);
   if (ec) return Error("creating folder " + target.parent_path().string() + ": " + ec.message());
@@ -48,10 +105,9 @@ Status WriteMember(Env& env, ArchiveReader& reader, const ManifestFile& file,
   }
   if (size != file.size || hash.HexDigest() != file.sha256)
     return Error(file.path + ": content does not match the manifest's SHA-256 (archive damaged)");
-  LV_RETURN_IF_ERROR(out->Sync());
-  LV_RETURN_IF_ERROR(out->Close());
   struct timespec times[2] = {{file.mtime, 0}, {file.mtime, 0}};
   ::utimensat(AT_FDCWD, target.c_str(), times, AT_SYMLINK_NOFOLLOW);
+  LV_RETURN_IF_ERROR(syncer.Push(std::move(out)));
   *bytes += size;
   return Status::Ok();
 }
@@ -99,6 +155,7 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
 
   MaterializeOutcome outcome;
   std::vector<char> buffer(1 << 20);
+  Syncer syncer;
   const fs::path root(dest);
   for (const CatalogEntry* link : chain) {
     auto it = wanted.find(link->id);
@@ -134,7 +191,7 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
       } else {
         if (entry.type != EntryType::kFile)
           return Error(link->id + ": " + file.path + ": archive member is not a regular file");
-        Status s = WriteMember(env, *reader, file, target, buffer, &outcome.bytes);
+        Status s = WriteMember(env, *reader, file, target, buffer, syncer, &outcome.bytes);
         if (!s.ok()) return s.error().Context("restoring from " + link->id);
         if (options.on_progress) options.on_progress(outcome.bytes);
       }
@@ -151,6 +208,7 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
                      "is damaged)");
     }
   }
+  LV_RETURN_IF_ERROR(syncer.Finish());
   if (static_cast<size_t>(outcome.files) != expected)
     return Error("backup " + id + ": restored " + std::to_string(outcome.files) + " of " +
                  std::to_string(expected) + " files");
