@@ -138,9 +138,9 @@ ParallelGzipSink::ParallelGzipSink(WritableFile& out, Sha256* out_hash, int leve
     : out_(out),
       out_hash_(out_hash),
       level_(level),
-      // Four blocks per thread keep every core busy while the writer catches up, and bound
-      // memory to about 8 x threads x block_size.
-      max_in_flight_(static_cast<size_t>(threads > 0 ? threads : 1) * 4),
+      // Three blocks per thread keep every core busy while the writer catches up, and bound
+      // memory to about 6 x threads x block_size.
+      max_in_flight_(static_cast<size_t>(threads > 0 ? threads : 1) * 3),
       block_size_(block_size),
       pool_(std::make_unique<WorkerPool>(threads)) {
   block_.reserve(block_size_);

@@ -259,7 +259,11 @@ Status PublishArchive(Env& env, const std::string& dir, const std::string& id,
                       const std::string& archive_sha256, const std::string& manifest_json,
                       bool verify) {
   if (verify) {
-    VerifyReport report = VerifyArchive(env, id, tmp_path, archive_sha256, manifest_json);
+    // The archive's SHA-256 was taken from the very bytes handed to write(); hashing the file
+    // again here would only read them back from the page cache. What this pass adds is an
+    // independent decode: every member inflated (CRC-32 checked), every file's SHA-256 and the
+    // manifest compared, the Delta logs replayed. `lakevault verify` hashes the whole file.
+    VerifyReport report = VerifyArchive(env, id, tmp_path, std::nullopt, manifest_json);
     if (!report.ok) return Error("the new archive failed verification: " + report.problems[0]);
   }
   // Sidecars first, archive name last: a final archive name always has its sidecars.

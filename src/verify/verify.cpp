@@ -93,7 +93,7 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
   VerifyReport report;
   report.id = id;
   Sha256 whole;
-  auto reader = ArchiveReader::Open(env, archive_path, &whole);
+  auto reader = ArchiveReader::Open(env, archive_path, expected_sha256 ? &whole : nullptr);
   if (!reader.ok()) {
     report.Fail(id + ": " + reader.message());
     return report;

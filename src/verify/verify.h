@@ -29,8 +29,10 @@ struct VerifyReport {
   }
 };
 
-// Checks the archive at `archive_path`. `expected_sha256` (the sidecar's) and
-// `expected_manifest` (the sidecar's) are compared when given.
+// Checks the archive at `archive_path`: every member decoded (each gzip member's CRC-32), every
+// file's SHA-256 and size against the manifest, the Delta logs replayed. `expected_sha256` (the
+// sidecar's) and `expected_manifest` (the sidecar's) are compared when given; without
+// `expected_sha256` the whole file is not hashed.
 VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& archive_path,
                            const std::optional<std::string>& expected_sha256,
                            const std::optional<std::string>& expected_manifest_json);
