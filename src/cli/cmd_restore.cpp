@@ -140,14 +140,20 @@ void AddRestoreCommands(CLI::App& app, Context& ctx, CommandBody* body) {
   });
 
   auto* rb = app.add_subcommand("rollback", "undo the last restore from its kept copy");
-  rb->callback([&ctx, body]() {
-    *body = [&ctx]() -> Result<int> {
+  auto rb_json = std::make_shared<bool>(false);
+  rb->add_flag("--json", *rb_json, "the outcome as JSON");
+  rb->callback([&ctx, body, rb_json]() {
+    *body = [&ctx, rb_json]() -> Result<int> {
       LV_ASSIGN_OR_RETURN(Config config, ctx.LoadConfig());
       std::error_code ec;
       std::filesystem::create_directories(RestoreWorkDir(config), ec);
       LV_ASSIGN_OR_RETURN(auto lock,
                           FileLock::Acquire(RestoreWorkDir(config) + "/.lock", "restore"));
       LV_ASSIGN_OR_RETURN(std::string what, RunRollback(config, ctx.env()));
+      if (*rb_json) {
+        fmt::print("{}\n", nlohmann::json{{"ok", true}, {"rolled_back", what}}.dump(2));
+        return kExitOk;
+      }
       fmt::print("{}\n", what);
       return kExitOk;
     };

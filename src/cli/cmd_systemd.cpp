@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <iostream>
 
 #include "cli/context.h"
@@ -19,6 +20,7 @@ struct SystemdFlags {
   std::string dir = "/etc/systemd/system";
   bool no_drill = false;
   bool no_verify = false;
+  bool json = false;
 };
 
 std::string SelfPath() {
@@ -41,6 +43,7 @@ void AddSystemdCommand(CLI::App& app, Context& ctx, CommandBody* body) {
   cmd->add_option("--dir", flags->dir, "where install writes the units");
   cmd->add_flag("--no-drill", flags->no_drill, "leave out the monthly drill timer");
   cmd->add_flag("--no-verify", flags->no_verify, "skip systemd-analyze verify on install");
+  cmd->add_flag("--json", flags->json, "units (print) or installed files (install) as JSON");
   cmd->callback([&ctx, flags, body]() {
     *body = [&ctx, flags]() -> Result<int> {
       SystemdOptions options;
@@ -54,6 +57,12 @@ void AddSystemdCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       options.with_drill = !flags->no_drill;
       auto units = RenderSystemdUnits(options);
       if (flags->action == "print") {
+        if (flags->json) {
+          nlohmann::json doc = nlohmann::json::object();
+          for (const auto& [name, content] : units) doc["units"][name] = content;
+          fmt::print("{}\n", doc.dump(2));
+          return kExitOk;
+        }
         for (const auto& [name, content] : units) fmt::print("# {}\n{}\n", name, content);
         return kExitOk;
       }
@@ -86,8 +95,19 @@ void AddSystemdCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       }
       LV_RETURN_IF_ERROR(InstallSystemdUnits(ctx.env(), flags->dir, units));
       std::string files;
-      for (const auto& [name, content] : units)
+      nlohmann::json installed = nlohmann::json::array();
+      for (const auto& [name, content] : units) {
         files += " " + (std::filesystem::path(flags->dir) / name).string();
+        installed.push_back((std::filesystem::path(flags->dir) / name).string());
+      }
+      const std::string next = std::string("systemctl daemon-reload && systemctl enable --now ") +
+                               "lakevault-backup.timer" +
+                               (options.with_drill ? " lakevault-drill.timer" : "");
+      if (flags->json) {
+        nlohmann::json doc = {{"installed", installed}, {"next", next}};
+        fmt::print("{}\n", doc.dump(2));
+        return kExitOk;
+      }
       fmt::print(
           "installed{}\nnext: systemctl daemon-reload && systemctl enable --now "
           "lakevault-backup.timer{}\n",

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "support/test_util.h"
 
@@ -46,6 +47,24 @@ TEST(SystemdTest, BadCalendarIsRefusedBeforeAnythingIsInstalled) {
   EXPECT_EQ(Lines(r.err).size(), 1u) << r.err;
   EXPECT_NE(r.err.find("calendar"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(target));
+}
+
+TEST(SystemdTest, JsonGivesTheSameUnitsAsTheFilesInstalled) {
+  TempDir dir;
+  auto printed = RunLakevault({"systemd", "print", "--json", "--workdir", dir.str()}, dir.str());
+  ASSERT_EQ(printed.exit_code, 0) << printed.err;
+  auto units = nlohmann::json::parse(printed.out)["units"];
+  ASSERT_EQ(units.size(), 4u) << printed.out;
+  auto installed = RunLakevault(
+      {"systemd", "install", "--json", "--no-verify", "--dir", dir.str(), "--workdir", dir.str()},
+      dir.str());
+  ASSERT_EQ(installed.exit_code, 0) << installed.err;
+  auto doc = nlohmann::json::parse(installed.out);
+  EXPECT_EQ(doc["installed"].size(), 4u);
+  EXPECT_NE(doc["next"].get<std::string>().find("systemctl enable --now lakevault-backup.timer"),
+            std::string::npos);
+  for (const auto& [name, content] : units.items())
+    EXPECT_EQ(ReadFile(dir.path() / name), content.get<std::string>()) << name;
 }
 
 TEST(SystemdTest, PrintShowsUserWorkdirAndCustomSchedule) {

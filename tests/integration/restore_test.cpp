@@ -68,8 +68,9 @@ TEST_F(RestoreTest, RestoreBringsTheLakeBackByteForByte) {
   // Without --with-config the config stays as it is now.
   EXPECT_EQ(ReadFile(root_ / "config/production.yaml"), "broker: changed\n");
   // The damaged state is kept for rollback; rollback puts it back exactly.
-  auto rb = Run({"rollback"});
+  auto rb = Run({"rollback", "--json"});
   ASSERT_EQ(rb.exit_code, 0) << rb.err;
+  EXPECT_EQ(nlohmann::json::parse(rb.out)["ok"], true) << rb.out;
   EXPECT_FALSE(fs::exists(root_ / "data/lake/option_legs"));
   EXPECT_TRUE(fs::exists(root_ / "data/lake/position_updates/junk.parquet"));
   // Nothing left to roll back: a clear refusal.
