@@ -300,17 +300,8 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
 
   const std::string dir = BackupDirFor(config, options);
   const Compression compression = options.compression.value_or(config.compression);
-  {
-    // The guide's "permission denied", said before anything is written.
-    std::error_code ec;
-    fs::path existing = fs::absolute(dir);
-    while (!fs::exists(existing, ec) && existing.has_parent_path() &&
-           existing != existing.parent_path())
-      existing = existing.parent_path();
-    LV_RETURN_IF_ERROR(
-        CheckAccess(existing.string(), true,
-                    existing == fs::absolute(dir) ? "backup folder" : "folder for the backups"));
-  }
+  // The guide's "permission denied", said before anything is written.
+  LV_RETURN_IF_ERROR(CheckAccess(dir, true, "backup folder"));
   LV_RETURN_IF_ERROR(EnsureBackupDir(dir));
   LV_ASSIGN_OR_RETURN(auto lock, FileLock::Acquire((fs::path(dir) / ".lakevault.lock").string(),
                                                    "backup or prune"));

@@ -15,7 +15,15 @@
 
 namespace lakevault {
 
-Status CheckAccess(const std::string& path, bool write, const std::string& role) {
+Status CheckAccess(const std::string& requested, bool write, const std::string& role) {
+  std::error_code ec;
+  std::filesystem::path existing = std::filesystem::absolute(requested, ec);
+  while (!std::filesystem::exists(existing, ec) && existing.has_parent_path() &&
+         existing != existing.parent_path())
+    existing = existing.parent_path();
+  if (existing != std::filesystem::absolute(requested, ec))
+    return CheckAccess(existing.string(), write, "folder for the " + role);
+  const std::string path = existing.string();
   int mode = R_OK | X_OK | (write ? W_OK : 0);
   if (::access(path.c_str(), mode) == 0) return Status::Ok();
   int err = errno;

@@ -71,6 +71,8 @@ Status WriteFileAtomically(Env& env, const std::string& path, const std::string&
 // The guide's "permission denied" as a pre-flight: fails with one line naming the folder, its
 // owner and mode, and the user to run as, when the process may not read (or, with `write`,
 // create files in) `path`. `role` names the folder in the message ("backup folder", "lake").
+// A `path` that does not exist yet is judged by the nearest folder above it that does, since
+// that is where it would be created.
 Status CheckAccess(const std::string& path, bool write, const std::string& role);
 
 // "strerror(errno)" with the operation and path, e.g. "writing x: No space left on device".

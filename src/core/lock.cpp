@@ -18,13 +18,9 @@ Result<FileLock> FileLock::Acquire(const std::string& path, const std::string& p
     int err = errno;
     // Most often the guide's "permission denied" (or a folder that could not be created for
     // the same reason): say whose folder it is and who to run as.
-    std::filesystem::path holder = std::filesystem::path(path).parent_path();
-    std::error_code ec;
-    while (!std::filesystem::exists(holder, ec) && holder.has_parent_path() &&
-           holder != holder.parent_path())
-      holder = holder.parent_path();
     if (err == EACCES || err == ENOENT || err == EROFS)
-      LV_RETURN_IF_ERROR(CheckAccess(holder.string(), true, "folder for the lock file"));
+      LV_RETURN_IF_ERROR(
+          CheckAccess(std::filesystem::path(path).parent_path().string(), true, "lock folder"));
     return ErrnoError("opening lock file " + path, err);
   }
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {

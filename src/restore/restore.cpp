@@ -312,12 +312,9 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
       LV_RETURN_IF_ERROR(CheckAccess(backup_dir, false, "backup folder"));
     // Staging and the swap create folders beside the lake (or the --to folder).
     fs::path target = into_lake ? fs::path(config.LakeDir()) : fs::absolute(request.to_dir);
-    fs::path holder = target.parent_path();
-    while (!fs::exists(holder, ec) && holder.has_parent_path() && holder != holder.parent_path())
-      holder = holder.parent_path();
     if (!request.dry_run) {
       LV_RETURN_IF_ERROR(
-          CheckAccess(holder.string(), true, "folder that holds the restore target"));
+          CheckAccess(target.parent_path().string(), true, "folder that holds the restore target"));
       if (into_lake && fs::is_directory(target, ec))
         LV_RETURN_IF_ERROR(CheckAccess(target.string(), true, "lake"));
     }
