@@ -85,7 +85,8 @@ std::optional<DrillReport> LastDrill(const std::string& backup_dir) {
 }
 
 Result<DrillReport> RunDrill(const Config& config, const std::string& backup_dir,
-                             const std::string& selector, Env& env) {
+                             const std::string& selector, Env& env,
+                             const std::vector<TimedStep>& prior_steps) {
   DrillReport report;
   report.time = FormatIso8601(Clock::now());
   report.rto_objective_seconds = config.rto_seconds;
@@ -112,7 +113,8 @@ Result<DrillReport> RunDrill(const Config& config, const std::string& backup_dir
   if (!restored.ok()) {
     report.failure = restored.message();
   } else {
-    report.steps = restored->steps;
+    report.steps = prior_steps;
+    report.steps.insert(report.steps.end(), restored->steps.begin(), restored->steps.end());
     report.files = restored->files;
     report.bytes = restored->bytes;
     auto t0 = std::chrono::steady_clock::now();
@@ -146,6 +148,7 @@ Result<DrillReport> RunDrill(const Config& config, const std::string& backup_dir
   fs::remove_all(scratch, ec);
   report.rto_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  for (const auto& s : prior_steps) report.rto_seconds += s.seconds;
   report.rto_ok = report.rto_seconds <= static_cast<double>(config.rto_seconds);
   if (report.failure.empty() && !report.rto_ok)
     report.failure = "measured recovery time " +

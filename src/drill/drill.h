@@ -44,8 +44,10 @@ Result<DrillReport> DrillReportFromJson(const nlohmann::json& doc);
 
 // Runs the drill and stores its report in <backup_dir>/drills/. The returned report says
 // whether it passed; an Error is returned only when no drill could be attempted.
+// `prior_steps` (a download from a remote, say) count toward the measured RTO and head the steps.
 Result<DrillReport> RunDrill(const Config& config, const std::string& backup_dir,
-                             const std::string& selector, Env& env);
+                             const std::string& selector, Env& env,
+                             const std::vector<TimedStep>& prior_steps = {});
 
 // The newest stored drill report, if any.
 std::optional<DrillReport> LastDrill(const std::string& backup_dir);

@@ -12,6 +12,7 @@
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
 #include "manifest/manifest.h"
+#include "retention/retention.h"
 
 namespace fs = std::filesystem;
 
@@ -20,7 +21,7 @@ namespace lakevault {
 namespace {
 
 // Keys of a remote's config that are ours, not the storage driver's.
-const std::set<std::string> kOwnKeys = {"type", "encrypt"};
+const std::set<std::string> kOwnKeys = {"type", "encrypt", "prune"};
 
 RemoteSpec SpecFrom(const Remote& r) {
   RemoteSpec spec;
@@ -232,6 +233,46 @@ Result<std::string> FetchBackup(Env& env, Storage& remote, const std::string& id
     want = manifest->parent;
   }
   return first;
+}
+
+Result<RemotePruneOutcome> PruneRemote(Storage& remote, const RetentionPolicy& policy,
+                                       TimePoint now, bool dry_run) {
+  LV_ASSIGN_OR_RETURN(auto listed, ListRemoteBackups(remote));
+  RemotePruneOutcome out;
+  std::vector<RetentionInput> inputs;
+  std::map<std::string, const RemoteBackup*> by_id;
+  for (const auto& b : listed) {
+    by_id[b.id] = &b;
+    // The manifest says when the backup was taken and which backup it builds on.
+    auto text = remote.GetRange(b.id + ".manifest.json", 0, 64 << 20);
+    auto manifest = text.ok() ? ParseManifest(*text) : Result<Manifest>(text.error());
+    auto created = manifest.ok() ? ParseTime(manifest->created) : Result<TimePoint>(Error(""));
+    if (!manifest.ok() || !created.ok()) {
+      // What cannot be judged is not deleted.
+      out.decisions.push_back({b.id, true, "kept: its manifest on the remote is unreadable"});
+      continue;
+    }
+    inputs.push_back(RetentionInput{b.id, *created, manifest->parent, true});
+  }
+  for (auto& d : PlanRetention(inputs, policy, now)) out.decisions.push_back(std::move(d));
+  std::sort(out.decisions.begin(), out.decisions.end(),
+            [](const auto& a, const auto& b) { return a.id < b.id; });
+  if (dry_run) return out;
+  // Newest first, and the .sha256 first within a backup: an interrupted prune leaves at worst
+  // an incomplete backup (not listed), never a listed one missing its archive.
+  for (auto it = out.decisions.rbegin(); it != out.decisions.rend(); ++it) {
+    if (it->keep) continue;
+    const RemoteBackup& b = *by_id.at(it->id);
+    for (const std::string& name : {b.archive + ".sha256", b.archive, b.id + ".manifest.json"}) {
+      Status s = remote.Delete(name);
+      if (!s.ok())
+        return Error("deleting " + name + " on " + remote.Describe() + ": " + s.message() +
+                     " (backups deleted before it: " + std::to_string(out.deleted.size()) + ")");
+    }
+    spdlog::info("deleted {} on {}", b.id, remote.Describe());
+    out.deleted.push_back(b.id);
+  }
+  return out;
 }
 
 }  // namespace lakevault

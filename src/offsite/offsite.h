@@ -13,6 +13,7 @@
 #include "core/result.h"
 #include "crypto/encrypt.h"
 #include "remote/storage.h"
+#include "retention/retention.h"
 
 namespace lakevault {
 
@@ -50,5 +51,15 @@ Result<std::vector<RemoteBackup>> ListRemoteBackups(Storage& remote);
 // are not fetched again. Returns the id fetched.
 Result<std::string> FetchBackup(Env& env, Storage& remote, const std::string& id,
                                 const std::string& backup_dir, const std::optional<Key>& key);
+
+struct RemotePruneOutcome {
+  std::vector<RetentionDecision> decisions;  // oldest first
+  std::vector<std::string> deleted;          // ids, newest first
+};
+// Applies the retention policy to the backups on `remote`, judged by their manifests there
+// (a backup whose manifest cannot be read is kept), never deleting one a kept backup's chain
+// needs. Deletes newest first, each backup's .sha256 before its archive and manifest.
+Result<RemotePruneOutcome> PruneRemote(Storage& remote, const RetentionPolicy& policy,
+                                       TimePoint now, bool dry_run);
 
 }  // namespace lakevault
