@@ -129,6 +129,7 @@ class CorruptionCampaign : public ::testing::Test {
     std::vector<std::string> err = Lines(r.err);
     EXPECT_NE(r.exit_code, 0) << what << ": restore accepted it: " << r.out;
     EXPECT_EQ(err.size(), 1u) << what << ": " << r.err;
+    if (std::getenv("LAKEVAULT_SHOW_ERRORS")) std::cout << what << " => " << r.err;
     if (!err.empty()) {
       EXPECT_EQ(err[0].rfind("lakevault: error: ", 0), 0u) << what << ": " << err[0];
     }
@@ -209,9 +210,11 @@ TEST_F(CorruptionCampaign, VerifyDetectsEveryFlipAndTruncationAndRestoreRefusesI
     if (HasFatalFailure()) return;
   }
   EXPECT_EQ(detected, trials);
-  // Undamaged again, the newest backup restores (the refusals left no lock or journal behind).
-  auto r = Run({"restore", "latest", "--to", (tmp_.path() / "after").string()});
+  // Undamaged again, the same command restores into the lake: the refusals were the damage's
+  // doing, and they left no lock or journal behind.
+  auto r = Run({"restore", pristine_catalog->entries().front().id, "--yes"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(LakeState(root_ / "data/lake"), lake_before_) << "the control restore changed nothing";
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::cout << "corruption campaign: " << trials << " trials (" << by_kind[".gz"] << " .gz, "
@@ -324,10 +327,12 @@ TEST_F(CorruptionCampaign, EncryptedRemoteCopiesDetectEveryFlipAndTruncation) {
   }
   EXPECT_EQ(detected, trials);
   EXPECT_EQ(by_decryption, resealed) << "the cipher did not catch every resealed damage";
+  // Undamaged again, the same command restores into the lake.
   TempDir fetched;
-  auto r = Run({"restore", "latest", "--from", "usb", "--path", (fetched.path() / "b").string(),
-                "--to", (tmp_.path() / "after").string()});
+  auto r = Run({"restore", listed->front().id, "--from", "usb", "--path",
+                (fetched.path() / "b").string(), "--yes"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(LakeState(root_ / "data/lake"), lake_before_) << "the control restore changed nothing";
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::cout << "encrypted remote campaign: " << trials << " trials (" << by_kind[".enc"]
