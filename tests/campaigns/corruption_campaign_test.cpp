@@ -225,6 +225,71 @@ TEST_F(CorruptionCampaign, VerifyDetectsEveryFlipAndTruncationAndRestoreRefusesI
   RecordProperty("restores_refused", restores_);
 }
 
+// Damage the random trials may or may not hit, made on purpose: manifest sidecars that still
+// parse (a tab for a space, a file's mode, the creation time). The sidecar is what restore
+// reads the file list from, so restore must hold it against the manifest sealed in the archive.
+TEST_F(CorruptionCampaign, RestoreRefusesAManifestSidecarThatStillParses) {
+  auto catalog = Catalog::Load((root_ / "backups").string());
+  ASSERT_TRUE(catalog.ok());
+  const CatalogEntry& full = catalog->entries().front();
+  const fs::path sidecar = ManifestSidecarPath(catalog->dir(), full.id);
+  const std::string pristine = ReadFile(sidecar);
+  auto edit = [&](const std::string& from, const std::string& to) {
+    std::string text = pristine;
+    size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    if (at != std::string::npos) text.replace(at, from.size(), to);
+    return text;
+  };
+  const std::vector<std::pair<std::string, std::string>> damages = {
+      {"whitespace", edit("\n \"", "\n\t\"")},
+      {"mode", edit("\"mode\": ", "\"mode\": 1")},
+      {"created", edit("\"created\": \"2026", "\"created\": \"2025")}};
+  for (const auto& [what, text] : damages) {
+    SCOPED_TRACE(what);
+    ASSERT_NE(text, pristine);
+    WriteFile(sidecar, text);
+    // Still a manifest: the damage is not caught by parsing.
+    auto reloaded = Catalog::Load(catalog->dir());
+    ASSERT_TRUE(reloaded.ok());
+    ASSERT_TRUE(reloaded->entries().front().manifest) << reloaded->entries().front().manifest_error;
+    auto v = Run({"verify", full.id});
+    EXPECT_EQ(v.exit_code, 1) << v.out << v.err;
+    // verify records the failure, and restore would refuse a backup that failed its last
+    // verification: without the record, restore must find the damage by itself.
+    fs::remove(VerifySidecarPath(catalog->dir(), full.id));
+    ExpectRestoreRefused({"restore", full.id, "--yes"}, what);
+    ExpectRestoreRefused({"restore", catalog->entries()[1].id, "--yes"}, what + " (its child)");
+    WriteFile(sidecar, pristine);
+  }
+}
+
+// Damage that turns a sidecar's file name into bytes that are not UTF-8 ends up in error texts,
+// which the job history and the verify record store as JSON: it must be reported, not abort.
+TEST_F(CorruptionCampaign, NonUtf8DamageIsReportedNotACrash) {
+  auto catalog = Catalog::Load((root_ / "backups").string());
+  ASSERT_TRUE(catalog.ok());
+  const CatalogEntry& full = catalog->entries().front();
+  const fs::path sidecar = Sha256SidecarPath(full.archive_path);
+  std::string text = ReadFile(sidecar);
+  text[66 + 3] = static_cast<char>(0xB5);  // inside the name after "<hex>  "
+  WriteFile(sidecar, text);
+  for (const std::vector<std::string>& args :
+       {std::vector<std::string>{"verify", full.id},
+        std::vector<std::string>{"verify", "--all", "--json"},
+        std::vector<std::string>{"restore", full.id, "--yes"}}) {
+    auto r = Run(args);
+    EXPECT_EQ(r.exit_code, 1) << args[0] << ": " << r.err;  // 134 was an abort
+    EXPECT_EQ(Lines(r.err).size(), 1u) << args[0] << ": " << r.err;
+  }
+  EXPECT_EQ(LakeState(root_ / "data/lake"), lake_before_);
+  for (const fs::path& record : {root_ / "backups/.lakevault-state.json",
+                                 fs::path(VerifySidecarPath(catalog->dir(), full.id))}) {
+    auto doc = nlohmann::json::parse(ReadFile(record), nullptr, false);
+    EXPECT_FALSE(doc.is_discarded()) << record;
+  }
+}
+
 // The encrypted copies on a remote: a damaged .enc archive, .sha256 or manifest must make the
 // fetch fail or leave a fetched backup that fails verification, and `restore --from` refuses.
 TEST_F(CorruptionCampaign, EncryptedRemoteCopiesDetectEveryFlipAndTruncation) {
