@@ -129,6 +129,7 @@ class CorruptionCampaign : public ::testing::Test {
     std::vector<std::string> err = Lines(r.err);
     EXPECT_NE(r.exit_code, 0) << what << ": restore accepted it: " << r.out;
     EXPECT_EQ(err.size(), 1u) << what << ": " << r.err;
+    // The texts an operator would read, for reviewing them by hand.
     if (std::getenv("LAKEVAULT_SHOW_ERRORS")) std::cout << what << " => " << r.err;
     if (!err.empty()) {
       EXPECT_EQ(err[0].rfind("lakevault: error: ", 0), 0u) << what << ": " << err[0];
