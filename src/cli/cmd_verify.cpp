@@ -140,7 +140,9 @@ void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body) {
         }
       }
       if (flags->json)
-        std::cout << nlohmann::json{{"backups", results}, {"ok", failed == 0}}.dump(2) << "\n";
+        std::cout << nlohmann::json{{"backups", results}, {"ok", failed == 0}}.dump(
+                         2, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << "\n";
       if (failed > 0) {
         std::string more = failed > 1 ? fmt::format(" (and {} more failed)", failed - 1) : "";
         return Error("verification failed: " + first_problem + more +

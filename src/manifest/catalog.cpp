@@ -84,7 +84,10 @@ Result<std::string> ParseSha256Sidecar(const std::string& content,
 Status WriteVerifyRecord(Env& env, const std::string& dir, const std::string& id,
                          const VerifyRecord& record) {
   nlohmann::json doc = {{"time", record.time}, {"ok", record.ok}, {"error", record.error}};
-  return WriteFileAtomically(env, VerifySidecarPath(dir, id), doc.dump(1) + "\n", 0600);
+  // The error can quote damaged bytes that are not UTF-8: replaced, never thrown.
+  return WriteFileAtomically(
+      env, VerifySidecarPath(dir, id),
+      doc.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600);
 }
 
 Result<Catalog> Catalog::Load(const std::string& dir) {

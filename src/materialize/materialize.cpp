@@ -163,20 +163,37 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
     std::unordered_map<std::string, const ManifestFile*> none;
     auto& files = it == wanted.end() ? none : it->second;
     std::string expected_sha;
+    std::string manifest_sidecar;
     if (options.verify_archives) {
       auto sidecar = ReadWholeFile(env, Sha256SidecarPath(link->archive_path));
       if (!sidecar.ok())
         return Error(link->id + ": checksum sidecar " + link->archive_name + ".sha256 is missing");
       LV_ASSIGN_OR_RETURN(expected_sha, ParseSha256Sidecar(*sidecar, link->archive_name));
+      // The file list above comes from the manifest sidecar, which no checksum covers: it must
+      // equal the manifest sealed inside the archive, or a damaged mode, size or version in it
+      // would be restored as if it were the backup's.
+      auto text = ReadWholeFile(env, ManifestSidecarPath(catalog.dir(), link->id));
+      if (!text.ok()) return Error(link->id + ": manifest sidecar is missing or unreadable");
+      manifest_sidecar = std::move(text).value();
     }
     Sha256 whole;
     LV_ASSIGN_OR_RETURN(
         auto reader,
         ArchiveReader::Open(env, link->archive_path, options.verify_archives ? &whole : nullptr));
-    while (!files.empty()) {
+    bool manifest_matched = false;
+    while (!files.empty() || (options.verify_archives && !manifest_matched)) {
       ArchiveEntry entry;
       LV_ASSIGN_OR_RETURN(bool more, reader->Next(&entry));
       if (!more) break;
+      if (options.verify_archives && entry.path == kManifestMemberName) {
+        LV_ASSIGN_OR_RETURN(std::string sealed, reader->ReadAll(512u << 20));
+        if (sealed != manifest_sidecar)
+          return Error(link->id +
+                       ": the manifest sidecar differs from the manifest inside the archive (the "
+                       "sidecar is damaged)");
+        manifest_matched = true;
+        continue;
+      }
       auto found = files.find(entry.path);
       if (found == files.end()) continue;
       const ManifestFile& file = *found->second;
@@ -201,6 +218,9 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
     if (!files.empty())
       return Error(link->id + ": " + files.begin()->first + " is missing from the archive");
     if (options.verify_archives) {
+      if (!manifest_matched)
+        return Error(link->id + ": the archive holds no manifest (" +
+                     std::string(kManifestMemberName) + ")");
       LV_RETURN_IF_ERROR(reader->Drain());
       if (whole.HexDigest() != expected_sha)
         return Error(link->id +

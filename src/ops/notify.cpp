@@ -145,7 +145,8 @@ void AfterJob(const Config& config, const std::string& backup_dir, const JobReco
   if (!config.webhook_url.empty()) {
     nlohmann::json body = {{"job", record.job},   {"ok", false},  {"error", record.error},
                            {"time", record.time}, {"host", host}, {"tool", "lakevault"}};
-    Status posted = PostWebhook(config.webhook_url, body.dump());
+    Status posted = PostWebhook(
+        config.webhook_url, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     if (!posted.ok()) spdlog::warn("{}", posted.message());
   }
 }

@@ -68,7 +68,11 @@ Status RecordJob(Env& env, const std::string& backup_dir, const JobRecord& recor
     j["failures_since_success"] = s.failures_since_success;
     doc["jobs"][name] = j;
   }
-  return WriteFileAtomically(env, StatePath(backup_dir), doc.dump(2) + "\n", 0600);
+  // Error texts can quote damaged bytes (a corrupt sidecar's file name): replace what is not
+  // UTF-8 rather than throw, so recording a failure cannot turn it into a crash.
+  return WriteFileAtomically(
+      env, StatePath(backup_dir),
+      doc.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n", 0600);
 }
 
 }  // namespace lakevault
