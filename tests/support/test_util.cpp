@@ -6,11 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 #include "crypto/sha256.h"
 
@@ -156,6 +158,36 @@ std::vector<std::string> Lines(const std::string& text) {
   while (std::getline(in, line))
     if (!line.empty()) lines.push_back(line);
   return lines;
+}
+
+S3Server::S3Server(const std::filesystem::path& data_dir, const std::string& bucket) {
+  std::string dir = SourceDir() + "/tests/s3";
+  auto npm = RunShell(
+      "flock .install.lock sh -c 'test -d node_modules/s3rver || npm ci --no-audit --no-fund'",
+      dir);
+  if (npm.exit_code != 0) {
+    error = "npm ci failed: " + npm.err;
+    return;
+  }
+  std::filesystem::create_directories(data_dir);
+  std::filesystem::path portfile = data_dir.string() + ".port";
+  // stdin stays open through the pipe from sleep; the server exits when it closes.
+  RunShell("(sleep 900 | node --openssl-legacy-provider server.js " + data_dir.string() + " " +
+               bucket + " > " + portfile.string() + " 2>&1 &)",
+           dir);
+  pattern_ = "server.js " + data_dir.string();
+  for (int i = 0; i < 300 && port == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::string text = std::filesystem::exists(portfile) ? ReadFile(portfile) : "";
+    if (text.rfind("PORT ", 0) == 0) port = std::stoi(text.substr(5));
+  }
+  if (port == 0)
+    error = "s3rver did not start: " +
+            (std::filesystem::exists(portfile) ? ReadFile(portfile) : std::string());
+}
+
+S3Server::~S3Server() {
+  if (!pattern_.empty()) RunShell("pkill -f '" + pattern_ + "'");
 }
 
 }  // namespace lakevault::testing

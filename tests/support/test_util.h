@@ -48,4 +48,18 @@ void WriteFile(const std::filesystem::path& path, const std::string& content);
 // Non-empty lines of `text`.
 std::vector<std::string> Lines(const std::string& text);
 
+// A real S3-compatible server (s3rver from tests/s3, installed with `npm ci` on first use) on
+// 127.0.0.1 with bucket `bucket`, its data in `data_dir`; stopped when this goes. port == 0
+// when it could not start (`error` says why).
+class S3Server {
+ public:
+  S3Server(const std::filesystem::path& data_dir, const std::string& bucket);
+  ~S3Server();
+  int port = 0;
+  std::string error;
+
+ private:
+  std::string pattern_;
+};
+
 }  // namespace lakevault::testing
