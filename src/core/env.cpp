@@ -139,6 +139,15 @@ class PosixEnv final : public Env {
       return ErrnoError("exchanging " + a + " and " + b, errno);
     return Status::Ok();
   }
+  Status SyncFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return ErrnoError("opening " + path, errno);
+    int rc = ::fsync(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrnoError("fsync " + path, err);
+    return Status::Ok();
+  }
   Status SyncDir(const std::string& dir) override {
     int fd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return ErrnoError("opening folder " + dir, errno);
@@ -233,6 +242,10 @@ class FaultInjectingEnv final : public Env {
   Status SyncDir(const std::string& dir) override {
     if (faults_.Hit("fsync")) return ErrnoError("fsync folder " + dir, EIO);
     return base_.SyncDir(dir);
+  }
+  Status SyncFile(const std::string& path) override {
+    if (faults_.Hit("fsync")) return ErrnoError("fsync " + path, EIO);
+    return base_.SyncFile(path);
   }
   Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
 

@@ -44,6 +44,9 @@ class Env {
   // other, never neither. Fails with EINVAL where the file system cannot.
   virtual Status Exchange(const std::string& a, const std::string& b) = 0;
   virtual Status SyncDir(const std::string& dir) = 0;
+  // fsync of a file already written and closed (a descriptor opened read-only flushes the same
+  // dirty pages), so durability can be awaited later without holding descriptors open.
+  virtual Status SyncFile(const std::string& path) = 0;
   virtual Status RemoveFile(const std::string& path) = 0;
 
   // The process-wide real file system. Stateless, so sharing it is safe.

@@ -33,21 +33,22 @@ bool SymlinkStaysInside(const std::string& member, const std::string& target) {
   return !(text == ".." || text.rfind("../", 0) == 0);
 }
 
-// Files are fsynced and closed on a thread of their own, so extraction goes on while the disk
-// catches up; a restore still swaps nothing in before every file is durable (Finish()).
+// Files are fsynced on a thread of their own (by path, after they are closed, so no descriptor
+// is held meanwhile) while extraction goes on; nothing is swapped in before every file is
+// durable (Finish()).
 class Syncer {
  public:
-  Syncer() : thread_([this] { Run(); }) {}
+  explicit Syncer(Env& env) : env_(env), thread_([this] { Run(); }) {}
   ~Syncer() { Finish(); }
-  Status Push(std::unique_ptr<WritableFile> file) {
+  Status Push(std::string path) {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return queue_.size() < kMaxOpen || !status_.ok(); });
+    cv_.wait(lock, [this] { return queue_.size() < kMaxQueued || !status_.ok(); });
     if (!status_.ok()) return status_;
-    queue_.push_back(std::move(file));
+    queue_.push_back(std::move(path));
     cv_.notify_all();
     return Status::Ok();
   }
-  // Waits for every file pushed; the first fsync or close error.
+  // Waits for every file pushed; the first fsync error.
   Status Finish() {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -59,27 +60,27 @@ class Syncer {
   }
 
  private:
-  static constexpr size_t kMaxOpen = 64;  // bounds the open descriptors
+  static constexpr size_t kMaxQueued = 256;
   void Run() {
     while (true) {
-      std::unique_ptr<WritableFile> file;
+      std::string path;
       {
         std::unique_lock<std::mutex> lock(mu_);
         cv_.wait(lock, [this] { return !queue_.empty() || done_; });
         if (queue_.empty()) return;
-        file = std::move(queue_.front());
+        path = std::move(queue_.front());
         queue_.pop_front();
       }
-      Status s = file->Sync();
-      if (s.ok()) s = file->Close();
+      Status s = env_.SyncFile(path);
       std::lock_guard<std::mutex> lock(mu_);
       if (!s.ok() && status_.ok()) status_ = s;
       cv_.notify_all();
     }
   }
+  Env& env_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<WritableFile>> queue_;
+  std::deque<std::string> queue_;
   Status status_;
   bool done_ = false;
   std::thread thread_;
@@ -105,9 +106,10 @@ Status WriteMember(Env& env, ArchiveReader& reader, const ManifestFile& file,
   }
   if (size != file.size || hash.HexDigest() != file.sha256)
     return Error(file.path + ": content does not match the manifest's SHA-256 (archive damaged)");
+  LV_RETURN_IF_ERROR(out->Close());
   struct timespec times[2] = {{file.mtime, 0}, {file.mtime, 0}};
   ::utimensat(AT_FDCWD, target.c_str(), times, AT_SYMLINK_NOFOLLOW);
-  LV_RETURN_IF_ERROR(syncer.Push(std::move(out)));
+  LV_RETURN_IF_ERROR(syncer.Push(target.string()));
   *bytes += size;
   return Status::Ok();
 }
@@ -155,7 +157,7 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
 
   MaterializeOutcome outcome;
   std::vector<char> buffer(1 << 20);
-  Syncer syncer;
+  Syncer syncer(env);
   const fs::path root(dest);
   for (const CatalogEntry* link : chain) {
     auto it = wanted.find(link->id);
