@@ -143,11 +143,42 @@ TEST_F(OffsiteTest, PruneVerifyAndDrillWorkOnTheRemote) {
     EXPECT_EQ(e.path().filename().string().find(ids[0]), std::string::npos) << e.path();
   EXPECT_EQ(FolderState(root_ / "backups"), local_before) << "prune --remote touched local";
 
+  // Plain `prune` applies the policy to every configured remote too, except one whose expiry is
+  // left to an S3 lifecycle rule (`prune: lifecycle`).
+  fs::path second = tmp_.path() / "second";
+  fs::create_directories(second);
+  for (const auto& e : fs::directory_iterator(remote))
+    fs::copy(e.path(), second / e.path().filename());
+  WriteFile(root_ / "data/lake/option_legs/extra-late.bin", "late");
+  WriteFile(root_ / "lakevault.yaml",
+            "remotes:\n  dr: {type: local, path: " + remote.string() +
+                "}\n  cold: {type: local, path: " + second.string() +
+                ", prune: lifecycle}\nencryption: {key_file: backup.key}\nretention: {days: 5}\n");
+  ASSERT_EQ(Run({"backup", "--full", "--no-prune", "--upload", "dr"},
+                {{"LAKEVAULT_NOW", "2030-03-20T17:00:00Z"}})
+                .exit_code,
+            0);
+  const auto cold_before = FolderState(second);
+  auto all = Run({"prune", "--json"}, {{"LAKEVAULT_NOW", "2030-03-21T12:00:00Z"}});
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  auto remotes = nlohmann::json::parse(all.out)["remotes"];
+  ASSERT_EQ(remotes.size(), 1u) << all.out;
+  EXPECT_EQ(remotes[0]["remote"], "dr");
+  EXPECT_EQ(remotes[0]["deleted"].size(), 2u) << all.out;  // February's chain
+  EXPECT_EQ(FolderState(second), cold_before);
+  auto now_listed = nlohmann::json::parse(Run({"list", "--remote", "dr", "--json"}).out);
+  ASSERT_EQ(now_listed["backups"].size(), 1u);
+  WriteFile(root_ / "lakevault.yaml", "remotes:\n  dr: {type: local, path: " + remote.string() +
+                                          "}\nencryption: {key_file: backup.key}\n"
+                                          "retention: {days: 5}\n");
+  ids[3] = now_listed["backups"][0]["id"];
+  const auto local_after = FolderState(root_ / "backups");
+
   // verify --remote: downloaded, decrypted, verified, scratch removed.
   auto verified = Run({"verify", "--remote", "dr", "--all", "--json"});
   ASSERT_EQ(verified.exit_code, 0) << verified.err << verified.out;
-  EXPECT_EQ(nlohmann::json::parse(verified.out)["backups"].size(), 2u);
-  EXPECT_EQ(FolderState(root_ / "backups"), local_before) << "scratch left behind";
+  EXPECT_EQ(nlohmann::json::parse(verified.out)["backups"].size(), 1u);
+  EXPECT_EQ(FolderState(root_ / "backups"), local_after) << "scratch left behind";
 
   // drill --remote on a machine that has lost its backups: fetched, drilled, download timed.
   fs::remove_all(root_ / "backups");
