@@ -28,11 +28,6 @@ namespace fs = std::filesystem;
 namespace lakevault::testing {
 namespace {
 
-int Scale() {
-  const char* s = std::getenv("LAKEVAULT_CAMPAIGN_SCALE");
-  return s ? std::max(1, std::atoi(s)) : 1;
-}
-
 // Content, mode, inode and mtime of everything below the lake: a refused restore must leave
 // every one of them as it was (a swap-and-swap-back would change inodes; a rewrite, mtimes).
 std::map<std::string, std::string> LakeState(const fs::path& lake) {
@@ -177,7 +172,7 @@ TEST_F(CorruptionCampaign, VerifyDetectsEveryFlipAndTruncationAndRestoreRefusesI
   std::map<fs::path, std::string> pristine;
   for (const auto& t : targets) pristine[t] = ReadFile(t);
   std::mt19937_64 rng(99);
-  const int trials = 1000 * Scale();
+  const int trials = 1000 * CampaignScale();
   int detected = 0;
   std::map<std::string, int> by_kind;
   auto started = std::chrono::steady_clock::now();
@@ -351,7 +346,7 @@ TEST_F(CorruptionCampaign, EncryptedRemoteCopiesDetectEveryFlipAndTruncation) {
   std::map<fs::path, std::string> pristine;
   for (const auto& t : targets) pristine[t] = ReadFile(t);
   std::mt19937_64 rng(4242);
-  const int trials = 400 * Scale();
+  const int trials = 400 * CampaignScale();
   int detected = 0, resealed = 0, by_decryption = 0;
   std::map<std::string, int> by_kind;
   auto started = std::chrono::steady_clock::now();

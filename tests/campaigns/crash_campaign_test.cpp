@@ -23,11 +23,6 @@ namespace fs = std::filesystem;
 namespace lakevault::testing {
 namespace {
 
-int Scale() {
-  const char* s = std::getenv("LAKEVAULT_CAMPAIGN_SCALE");
-  return s ? std::max(1, std::atoi(s)) : 1;
-}
-
 // Starts lakevault, kills it after `delay`, and reports whether it was still running then.
 bool RunAndKill(const std::vector<std::string>& args, const std::string& cwd,
                 std::chrono::microseconds delay, const std::map<std::string, std::string>& env) {
@@ -95,7 +90,7 @@ class CrashCampaign : public ::testing::Test {
 };
 
 TEST_F(CrashCampaign, BackupKilledAtRandomInstants) {
-  const int kills = 150 * Scale();
+  const int kills = 150 * CampaignScale();
   std::mt19937 rng(20261124);
   // Calibrate: how long an uninterrupted backup takes here.
   auto t0 = std::chrono::steady_clock::now();
@@ -153,7 +148,7 @@ TEST_F(CrashCampaign, S3UploadKilledAtRandomInstants) {
     auto verify = RunLakevault({"verify", "--remote", "offsite", "--all"}, root_.string(), env);
     ASSERT_EQ(verify.exit_code, 0) << context << ": " << verify.err << verify.out;
   };
-  const int kills = 30 * Scale();
+  const int kills = 30 * CampaignScale();
   std::mt19937 rng(20261125);
   int interrupted = 0;
   for (int i = 0; i < kills; ++i) {
@@ -236,7 +231,7 @@ TEST_F(CrashCampaign, ConsolidateKilledAtRandomInstants) {
   auto took =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
   std::mt19937 rng(7);
-  const int kills = 50 * Scale();
+  const int kills = 50 * CampaignScale();
   for (int i = 0; i < kills; ++i) {
     std::uniform_int_distribution<int64_t> when(0, took.count() * 12 / 10);
     RunAndKill({"consolidate", "latest"}, root_.string(), std::chrono::microseconds(when(rng)), {});
@@ -261,7 +256,7 @@ TEST_F(CrashCampaign, RestoreKilledAtRandomInstants) {
   ASSERT_EQ(RunLakevault({"rollback"}, root_.string()).exit_code, 0);
   ASSERT_EQ(TreeDigest(root_ / "data/lake"), drifted);
   std::mt19937 rng(11);
-  const int kills = 60 * Scale();
+  const int kills = 60 * CampaignScale();
   int interrupted = 0;
   for (int i = 0; i < kills; ++i) {
     std::uniform_int_distribution<int64_t> when(0, took.count() * 12 / 10);

@@ -27,21 +27,10 @@ namespace fs = std::filesystem;
 namespace lakevault::testing {
 namespace {
 
-int Scale() {
-  const char* s = std::getenv("LAKEVAULT_CAMPAIGN_SCALE");
-  return s ? std::max(1, std::atoi(s)) : 1;
-}
-
 int SoakSeconds() {
   if (const char* s = std::getenv("LAKEVAULT_SOAK_SECONDS"); s && *s)
     return std::max(1, std::atoi(s));
-  return 60 * Scale();
-}
-
-std::string CommitName(int64_t v) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "%020lld.json", static_cast<long long>(v));
-  return name;
+  return 60 * CampaignScale();
 }
 
 int CountFds(const fs::path& dir) {
@@ -50,56 +39,6 @@ int CountFds(const fs::path& dir) {
   for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) ++n;
   return n;
 }
-
-// A table appended to the way Delta writers do: the data file first, then the commit under a
-// temporary name renamed into place, so a reader never sees a half-written commit.
-class Writer {
- public:
-  explicit Writer(fs::path dir) : dir_(std::move(dir)) {
-    fs::create_directories(dir_ / "_delta_log");
-    Commit(
-        {R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})",
-         R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},"schemaString":"{\"type\":\"struct\",\"fields\":[]}","partitionColumns":["day"],"configuration":{},"createdTime":0}})"});
-  }
-  // One commit adding a data file (every 4th also removes the oldest live one).
-  void Append() {
-    std::string day = "2026-11-" + std::to_string(10 + version_ % 20);
-    std::string rel = "day=" + day + "/part-" + std::to_string(version_) + ".parquet";
-    fs::create_directories((dir_ / rel).parent_path());
-    std::string data(1000 + (version_ * 37) % 5000, static_cast<char>('a' + version_ % 26));
-    WriteFile(dir_ / rel, data);
-    std::vector<std::string> actions = {nlohmann::json{
-        {"add",
-         {{"path", rel},
-          {"size", data.size()},
-          {"partitionValues", {{"day", day}}},
-          {"modificationTime", 0},
-          {"dataChange", true},
-          {"stats", "{\"numRecords\":" + std::to_string(version_ + 1) +
-                        "}"}}}}.dump()};
-    if (version_ % 4 == 0 && !live_.empty()) {
-      actions.push_back(
-          nlohmann::json{{"remove", {{"path", live_.front()}, {"dataChange", true}}}}.dump());
-      live_.erase(live_.begin());
-    }
-    live_.push_back(rel);
-    Commit(actions);
-  }
-  int64_t version() const { return version_ - 1; }
-
- private:
-  void Commit(const std::vector<std::string>& actions) {
-    std::string text;
-    for (const auto& a : actions) text += a + "\n";
-    fs::path tmp = dir_ / "_delta_log" / (".tmp-" + std::to_string(version_));
-    WriteFile(tmp, text);
-    fs::rename(tmp, dir_ / "_delta_log" / CommitName(version_));
-    ++version_;
-  }
-  fs::path dir_;
-  int64_t version_ = 0;
-  std::vector<std::string> live_;
-};
 
 struct Measured {
   RunResult result;
@@ -203,9 +142,9 @@ TEST(Soak, JobsLoopWhileAWriterCommitsWithoutGrowth) {
   const fs::path project = tmp.path() / "project";
   const std::vector<std::string> names = {"position_updates", "option_legs", "account_snapshots",
                                           "strategy_executions"};
-  std::vector<std::unique_ptr<Writer>> writers;
+  std::vector<std::unique_ptr<DeltaWriter>> writers;
   for (const auto& n : names) {
-    writers.push_back(std::make_unique<Writer>(project / "data/lake" / n));
+    writers.push_back(std::make_unique<DeltaWriter>(project / "data/lake" / n));
     for (int i = 0; i < kPreloaded; ++i) writers.back()->Append();
   }
   WriteFile(project / ".env", "IB_ACCOUNT=DU9\n");
@@ -220,7 +159,7 @@ TEST(Soak, JobsLoopWhileAWriterCommitsWithoutGrowth) {
     const auto pause = std::chrono::milliseconds(seconds * 1000 / (names.size() * kGrowth));
     size_t next = 0;
     while (!stop) {
-      Writer& w = *writers[next++ % writers.size()];
+      DeltaWriter& w = *writers[next++ % writers.size()];
       if (w.version() < max_version) {
         w.Append();
         ++commits;

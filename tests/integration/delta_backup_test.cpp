@@ -17,12 +17,6 @@ namespace fs = std::filesystem;
 namespace lakevault::testing {
 namespace {
 
-std::string CommitName(int64_t v) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "%020lld.json", static_cast<long long>(v));
-  return name;
-}
-
 nlohmann::json CheckJson(const std::string& lake, const std::string& table = "") {
   std::vector<std::string> args = {"check", "--lake", lake, "--json"};
   if (!table.empty()) {
@@ -35,56 +29,6 @@ nlohmann::json CheckJson(const std::string& lake, const std::string& table = "")
   EXPECT_EQ(r.exit_code == 0, doc.value("healthy", false)) << r.err;
   return doc;
 }
-
-// A table a writer appends to the way Delta writers do: data file first, then the commit under
-// a temporary name renamed into place.
-class Writer {
- public:
-  explicit Writer(fs::path dir) : dir_(std::move(dir)) {
-    fs::create_directories(dir_ / "_delta_log");
-    Commit(
-        {R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})",
-         R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},"schemaString":"{\"type\":\"struct\",\"fields\":[]}","partitionColumns":["day"],"configuration":{},"createdTime":0}})"});
-  }
-  // Appends one commit adding a data file (and every 4th commit removing an older one).
-  void Append() {
-    std::string day = "2026-11-" + std::to_string(10 + version_ % 20);
-    std::string rel = "day=" + day + "/part-" + std::to_string(version_) + ".parquet";
-    fs::create_directories((dir_ / rel).parent_path());
-    std::string data(1000 + (version_ * 37) % 5000, static_cast<char>('a' + version_ % 26));
-    WriteFile(dir_ / rel, data);
-    std::vector<std::string> actions = {nlohmann::json{
-        {"add",
-         {{"path", rel},
-          {"size", data.size()},
-          {"partitionValues", {{"day", day}}},
-          {"modificationTime", 0},
-          {"dataChange", true},
-          {"stats", "{\"numRecords\":" + std::to_string(version_ + 1) +
-                        "}"}}}}.dump()};
-    if (version_ % 4 == 0 && !live_.empty()) {
-      actions.push_back(
-          nlohmann::json{{"remove", {{"path", live_.front()}, {"dataChange", true}}}}.dump());
-      live_.erase(live_.begin());
-    }
-    live_.push_back(rel);
-    Commit(actions);
-  }
-  int64_t version() const { return version_ - 1; }
-
- private:
-  void Commit(const std::vector<std::string>& actions) {
-    std::string text;
-    for (const auto& a : actions) text += a + "\n";
-    fs::path tmp = dir_ / "_delta_log" / (".tmp-" + std::to_string(version_));
-    WriteFile(tmp, text);
-    fs::rename(tmp, dir_ / "_delta_log" / CommitName(version_));
-    ++version_;
-  }
-  fs::path dir_;
-  int64_t version_ = 0;
-  std::vector<std::string> live_;
-};
 
 }  // namespace
 
@@ -231,7 +175,7 @@ TEST_F(BrokenTableTest, TableWithNoCommits) {
 TEST(DeltaBackup, PinnedVersionExcludesLaterLogEntries) {
   TempDir tmp;
   fs::path project = tmp.path();
-  Writer w(project / "data/lake/trades");
+  DeltaWriter w(project / "data/lake/trades");
   for (int i = 0; i < 5; ++i) w.Append();
   auto r = RunLakevault({"backup", "--json", "--no-prune"}, project.string());
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -268,7 +212,7 @@ TEST(DeltaBackup, BackupsWhileAWriterCommitsRestoreToCompleteVersions) {
   TempDir tmp;
   fs::path project = tmp.path() / "project";
   fs::path table = project / "data/lake/trades";
-  Writer w(table);
+  DeltaWriter w(table);
   for (int i = 0; i < 3; ++i) w.Append();
   std::atomic<bool> stop{false};
   std::thread writer([&] {

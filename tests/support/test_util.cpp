@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -188,6 +189,57 @@ S3Server::S3Server(const std::filesystem::path& data_dir, const std::string& buc
 
 S3Server::~S3Server() {
   if (!pattern_.empty()) RunShell("pkill -f '" + pattern_ + "'");
+}
+
+int CampaignScale() {
+  const char* s = std::getenv("LAKEVAULT_CAMPAIGN_SCALE");
+  return s ? std::max(1, std::atoi(s)) : 1;
+}
+
+std::string CommitName(int64_t v) {
+  char name[32];
+  std::snprintf(name, sizeof(name), "%020lld.json", static_cast<long long>(v));
+  return name;
+}
+
+DeltaWriter::DeltaWriter(std::filesystem::path dir) : dir_(std::move(dir)) {
+  std::filesystem::create_directories(dir_ / "_delta_log");
+  Commit(
+      {R"({"protocol":{"minReaderVersion":1,"minWriterVersion":2}})",
+       R"({"metaData":{"id":"t","format":{"provider":"parquet","options":{}},"schemaString":"{\"type\":\"struct\",\"fields\":[]}","partitionColumns":["day"],"configuration":{},"createdTime":0}})"});
+}
+
+void DeltaWriter::Append() {
+  std::string day = "2026-11-" + std::to_string(10 + version_ % 20);
+  std::string rel = "day=" + day + "/part-" + std::to_string(version_) + ".parquet";
+  std::filesystem::create_directories((dir_ / rel).parent_path());
+  std::string data(1000 + (version_ * 37) % 5000, static_cast<char>('a' + version_ % 26));
+  WriteFile(dir_ / rel, data);
+  std::vector<std::string> actions = {nlohmann::json{
+      {"add",
+       {{"path", rel},
+        {"size", data.size()},
+        {"partitionValues", {{"day", day}}},
+        {"modificationTime", 0},
+        {"dataChange", true},
+        {"stats", "{\"numRecords\":" + std::to_string(version_ + 1) +
+                      "}"}}}}.dump()};
+  if (version_ % 4 == 0 && !live_.empty()) {
+    actions.push_back(
+        nlohmann::json{{"remove", {{"path", live_.front()}, {"dataChange", true}}}}.dump());
+    live_.erase(live_.begin());
+  }
+  live_.push_back(rel);
+  Commit(actions);
+}
+
+void DeltaWriter::Commit(const std::vector<std::string>& actions) {
+  std::string text;
+  for (const auto& a : actions) text += a + "\n";
+  std::filesystem::path tmp = dir_ / "_delta_log" / (".tmp-" + std::to_string(version_));
+  WriteFile(tmp, text);
+  std::filesystem::rename(tmp, dir_ / "_delta_log" / CommitName(version_));
+  ++version_;
 }
 
 }  // namespace lakevault::testing

@@ -48,6 +48,29 @@ void WriteFile(const std::filesystem::path& path, const std::string& content);
 // Non-empty lines of `text`.
 std::vector<std::string> Lines(const std::string& text);
 
+// LAKEVAULT_CAMPAIGN_SCALE (at least 1): campaigns multiply their trial counts by it.
+int CampaignScale();
+
+// "%020d.json", the name of commit `v` in a Delta log.
+std::string CommitName(int64_t v);
+
+// A Delta table appended to the way Delta writers do: the data file first, then the commit
+// under a temporary name renamed into place, so a reader never sees a half-written commit.
+class DeltaWriter {
+ public:
+  explicit DeltaWriter(std::filesystem::path dir);
+  // One commit adding a data file (every 4th also removes the oldest live one); the add's
+  // stats say numRecords = version + 1.
+  void Append();
+  int64_t version() const { return version_ - 1; }
+
+ private:
+  void Commit(const std::vector<std::string>& actions);
+  std::filesystem::path dir_;
+  int64_t version_ = 0;
+  std::vector<std::string> live_;
+};
+
 // A real S3-compatible server (s3rver from tests/s3, installed with `npm ci` on first use) on
 // 127.0.0.1 with bucket `bucket`, its data in `data_dir`; stopped when this goes. port == 0
 // when it could not start (`error` says why).
