@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <filesystem>
 #include <set>
 #include <unordered_map>
@@ -25,6 +26,14 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// A number too large for its type (20 digits can exceed 2^63) makes the name unknown, never a
+// crash: found by the delta_actions fuzz target.
+template <typename T>
+bool ParseNumber(const std::string& digits, T* out) {
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), *out);
+  return ec == std::errc() && end == digits.data() + digits.size();
+}
+
 LogFile Classify(const std::string& name) {
   LogFile f;
   f.name = name;
@@ -35,11 +44,14 @@ LogFile Classify(const std::string& name) {
   if (name.rfind("_sidecars/", 0) == 0) {
     f.kind = LogFileKind::kSidecar;
     std::string base = name.substr(10);
-    if (AllDigits(base, 0, 20)) f.version = std::stoll(base.substr(0, 20));
+    int64_t sv = -1;
+    if (AllDigits(base, 0, 20) && ParseNumber(base.substr(0, 20), &sv)) f.version = sv;
     return f;
   }
-  if (!AllDigits(name, 0, 20) || name.size() < 21 || name[20] != '.') return f;
-  int64_t v = std::stoll(name.substr(0, 20));
+  int64_t v = -1;
+  if (!AllDigits(name, 0, 20) || name.size() < 21 || name[20] != '.' ||
+      !ParseNumber(name.substr(0, 20), &v))
+    return f;
   std::string rest = name.substr(21);
   if (rest == "json") {
     f.kind = LogFileKind::kCommit;
@@ -51,17 +63,17 @@ LogFile Classify(const std::string& name) {
     std::string tail = rest.substr(11);
     if (AllDigits(tail, 0, 10) && tail.size() == 10 + 1 + 10 + 8 && tail[10] == '.' &&
         AllDigits(tail, 11, 10) && EndsWith(tail, ".parquet")) {
+      if (!ParseNumber(tail.substr(0, 10), &f.part) || !ParseNumber(tail.substr(11, 10), &f.parts))
+        return f;
       f.kind = LogFileKind::kCheckpointPart;
-      f.part = std::stoi(tail.substr(0, 10));
-      f.parts = std::stoi(tail.substr(11, 10));
     } else if (EndsWith(tail, ".json") || EndsWith(tail, ".parquet")) {
       f.kind = LogFileKind::kV2Checkpoint;
     } else {
       return f;
     }
   } else if (AllDigits(rest, 0, 20) && rest.substr(20) == ".compacted.json") {
+    if (!ParseNumber(rest.substr(0, 20), &f.end_version)) return f;
     f.kind = LogFileKind::kCompaction;
-    f.end_version = std::stoll(rest.substr(0, 20));
   } else {
     return f;
   }

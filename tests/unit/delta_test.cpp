@@ -128,3 +128,21 @@ TEST(Delta, MalformedActionsAreErrors) {
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok->size(), 2u);
 }
+
+// Numbers too large for their type are unknown names, not a crash (found by delta_actions_fuzz:
+// std::stoll threw on "_sidecars/999...").
+TEST(Delta, OversizedNumbersInLogNamesAreUnknownFiles) {
+  using delta::ClassifyLogName;
+  using delta::LogFileKind;
+  EXPECT_EQ(ClassifyLogName("00000000000000000007.json").kind, LogFileKind::kCommit);
+  EXPECT_EQ(ClassifyLogName("00000000000000000007.json").version, 7);
+  EXPECT_EQ(ClassifyLogName("99999999999999999999.json").kind, LogFileKind::kOther);
+  EXPECT_EQ(ClassifyLogName("_sidecars/99999999999999999969999999999999999999999+9999.9").version,
+            -1);
+  EXPECT_EQ(ClassifyLogName("00000000000000000001.checkpoint.9999999999.0000000002.parquet").kind,
+            LogFileKind::kOther);
+  EXPECT_EQ(ClassifyLogName("00000000000000000001.00000000000000000002.compacted.json").end_version,
+            2);
+  EXPECT_EQ(ClassifyLogName("00000000000000000001.99999999999999999999.compacted.json").kind,
+            LogFileKind::kOther);
+}
