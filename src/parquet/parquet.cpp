@@ -785,7 +785,7 @@ class Assembler {
   Assembler(const std::vector<Leaf>& leaves, const std::vector<ColumnData>& cols)
       : leaves_(leaves), cols_(cols) {}
 
-  void CollectLeaves(const Node& n, std::vector<int>& out) const {
+  static void CollectLeaves(const Node& n, std::vector<int>& out) {
     if (n.leaf >= 0) out.push_back(n.leaf);
     for (const auto& c : n.children) CollectLeaves(c, out);
   }
@@ -799,7 +799,8 @@ class Assembler {
   }
 
   // Builds one instance of `n` (ignoring its own repetition) from the spans.
-  nlohmann::json BuildOne(const Node& n, std::map<int, Span>& spans) const {
+  // `spans` is indexed by leaf; only the entries of `n`'s leaves are read.
+  nlohmann::json BuildOne(const Node& n, std::vector<Span>& spans) const {
     int any = FirstLeaf(n);
     if (any < 0) return nullptr;
     const Span& s = spans[any];
@@ -838,7 +839,7 @@ class Assembler {
   }
 
   // Builds `n`, an array when it is repeated.
-  nlohmann::json Build(const Node& n, std::map<int, Span>& spans) const {
+  nlohmann::json Build(const Node& n, std::vector<Span>& spans) const {
     if (n.repetition != 2) return BuildOne(n, spans);
     std::vector<int> leaves;
     CollectLeaves(n, leaves);
@@ -867,7 +868,7 @@ class Assembler {
     for (const auto& p : parts)
       if (p.size() != elements) return arr;  // inconsistent levels: give up on this field
     for (size_t e = 0; e < elements; ++e) {
-      std::map<int, Span> sub;
+      std::vector<Span> sub(spans);
       for (size_t li = 0; li < leaves.size(); ++li) sub[leaves[li]] = parts[li][e];
       arr.push_back(BuildOne(n, sub));
     }
@@ -918,15 +919,38 @@ Result<FileMetadata> ReadFileMetadata(Env&, const std::string& path) {
   return out;
 }
 
+namespace {
+Status ForEachRowInFile(const std::string& file, const std::vector<std::string>& fields,
+                        const std::string& path, const RowCallback& fn);
+}  // namespace
+
 Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& path,
                                                    const std::vector<std::string>& fields) {
   LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
   return ParseRowsAsJson(file, fields, path);
 }
 
+Status ForEachRowAsJson(Env& env, const std::string& path, const std::vector<std::string>& fields,
+                        const RowCallback& fn) {
+  LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
+  return ForEachRowInFile(file, fields, path, fn);
+}
+
 Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
                                                     const std::vector<std::string>& fields,
-                                                    const std::string& path) {
+                                                    const std::string& name) {
+  std::vector<nlohmann::json> rows;
+  LV_RETURN_IF_ERROR(ForEachRowInFile(file, fields, name, [&](nlohmann::json& row) {
+    rows.push_back(std::move(row));
+    return Status::Ok();
+  }));
+  return rows;
+}
+
+namespace {
+
+Status ForEachRowInFile(const std::string& file, const std::vector<std::string>& fields,
+                        const std::string& path, const RowCallback& fn) {
   if (file.size() < 12 || file.compare(0, 4, "PAR1") != 0)
     return Error(path + ": not a Parquet file");
   auto mdr = DecodeFooterBytes(file, nullptr);
@@ -969,7 +993,12 @@ Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
   };
   for (const auto& t : tops) mark(t);
 
-  std::vector<nlohmann::json> rows;
+  // The leaves under each top-level field, once: the row loop below runs per file action.
+  std::vector<std::vector<int>> top_leaves(tops.size());
+  for (size_t ti = 0; ti < tops.size(); ++ti) {
+    Assembler::CollectLeaves(tops[ti], top_leaves[ti]);
+  }
+  std::vector<Span> spans(leaves.size());
   for (const auto& rg : md.row_groups) {
     std::vector<ColumnData> cols(leaves.size());
     for (size_t li = 0; li < leaves.size(); ++li) {
@@ -1006,10 +1035,9 @@ Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
     Assembler as(leaves, cols);
     for (int64_t row = 0; row < rg.num_rows; ++row) {
       nlohmann::json obj = nlohmann::json::object();
-      for (const auto& t : tops) {
-        std::map<int, Span> spans;
-        std::vector<int> tl;
-        as.CollectLeaves(t, tl);
+      for (size_t ti = 0; ti < tops.size(); ++ti) {
+        const Node& t = tops[ti];
+        const std::vector<int>& tl = top_leaves[ti];
         if (tl.empty()) continue;
         for (int li : tl) {
           auto r = static_cast<size_t>(row);
@@ -1022,10 +1050,12 @@ Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
         nlohmann::json v = as.Build(t, spans);
         if (!v.is_null()) obj[t.name] = std::move(v);
       }
-      rows.push_back(std::move(obj));
+      LV_RETURN_IF_ERROR(fn(obj));
     }
   }
-  return rows;
+  return Status::Ok();
 }
+
+}  // namespace
 
 }  // namespace lakevault::parquet
