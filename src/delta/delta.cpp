@@ -766,14 +766,18 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
   }
   Snapshot snap = std::move(done->snap);
   snap.version = target;
-  snap.files.reserve(done->live.size());
-  for (auto& [k, f] : done->live) snap.files.push_back(std::move(f));
-  done->live.clear();
-  // By path, then as the old ordered map had them (one path may be live with several DVs).
-  std::sort(snap.files.begin(), snap.files.end(), [](const FileAction& a, const FileAction& b) {
-    if (a.path != b.path) return a.path < b.path;
-    return Key(a) < Key(b);
+  // By path, then by key as the ordered map had them (one path may be live with several DVs).
+  // Entries are sorted by pointer: moving FileActions around costs more than comparing them.
+  std::vector<std::pair<const std::string, FileAction>*> order;
+  order.reserve(done->live.size());
+  for (auto& entry : done->live) order.push_back(&entry);
+  std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+    int c = a->second.path.compare(b->second.path);
+    return c != 0 ? c < 0 : a->first < b->first;
   });
+  snap.files.reserve(order.size());
+  for (auto* entry : order) snap.files.push_back(std::move(entry->second));
+  done->live.clear();
   for (auto& [k, f] : done->tombstones) snap.tombstones.push_back(std::move(f));
   snap.unknown_actions.assign(done->unknown.begin(), done->unknown.end());
   snap.warnings = std::move(warnings);

@@ -782,7 +782,8 @@ struct Span {
 
 class Assembler {
  public:
-  Assembler(const std::vector<Leaf>& leaves, const std::vector<ColumnData>& cols)
+  // Values are moved out of `cols` as rows are built: every value belongs to one place in one row.
+  Assembler(const std::vector<Leaf>& leaves, std::vector<ColumnData>& cols)
       : leaves_(leaves), cols_(cols) {}
 
   static void CollectLeaves(const Node& n, std::vector<int>& out) {
@@ -806,9 +807,9 @@ class Assembler {
     const Span& s = spans[any];
     if (s.begin >= s.end || cols_[static_cast<size_t>(any)].def[s.begin] < n.def) return nullptr;
     if (n.leaf >= 0) {
-      const auto& col = cols_[static_cast<size_t>(n.leaf)];
+      auto& col = cols_[static_cast<size_t>(n.leaf)];
       if (s.value >= col.values.size()) return nullptr;
-      return col.values[s.value];
+      return std::move(col.values[s.value]);
     }
     if (n.logical == "LIST" && n.children.size() == 1 && n.children[0].repetition == 2) {
       const Node& rep = n.children[0];
@@ -886,7 +887,7 @@ class Assembler {
 
  private:
   const std::vector<Leaf>& leaves_;
-  const std::vector<ColumnData>& cols_;
+  std::vector<ColumnData>& cols_;
 };
 
 bool Wanted(const std::vector<std::string>& skip, const std::string& name) {
