@@ -4,10 +4,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <condition_variable>
+#include <deque>
 #include <filesystem>
 #include <functional>
+#include <mutex>
 #include <set>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 
 #include "parquet/parquet.h"
@@ -268,25 +272,125 @@ Result<std::vector<nlohmann::json>> ReadActionsFile(Env& env, const std::string&
   return actions;
 }
 
+// A checkpoint action, its file action converted ahead when the row holds only an add or a
+// remove (nearly every row), so that the thread decoding the file does that work as well.
+struct PreparedAction {
+  nlohmann::json row;  // null when `file` holds the conversion
+  FileKind kind = FileKind::kAdd;
+  std::optional<Result<FileAction>> file;
+};
+
+void Prepare(PreparedAction& p, int64_t version, bool keep_actions, StatsReader& stats) {
+  if (p.file || !p.row.is_object() || p.row.size() != 1) return;
+  auto it = p.row.begin();
+  bool add = it.key() == "add", remove = it.key() == "remove";
+  if ((!add && !remove) || it.value().is_null()) return;
+  p.kind = add ? FileKind::kAdd : FileKind::kRemove;
+  p.file = ToFileAction(it.value(), version, keep_actions, stats);
+  p.row = nullptr;
+}
+
+// Decodes a Parquet file's rows on a second thread, and converts their file actions there
+// (Prepare), while the caller's thread applies them: a check has two cores. (Converting on the
+// caller's thread when it waits was slower: rows then are freed away from the thread that made
+// them.) Batches are bounded: memory stays a few thousand rows ahead of the consumer.
+class RowPipe {
+ public:
+  static constexpr size_t kBatch = 2048;
+  static constexpr size_t kMaxQueued = 4;
+
+  RowPipe(const std::string& file, const std::string& name, int64_t version, bool keep_actions) {
+    worker_ = std::thread([this, &file, &name, version, keep_actions] {
+      StatsReader stats;
+      std::vector<PreparedAction> batch;
+      Status st = parquet::ParseEachRowAsJson(file, kCheckpointColumns, name,
+                                              [&](nlohmann::json& row) -> Status {
+                                                batch.emplace_back().row = std::move(row);
+                                                Prepare(batch.back(), version, keep_actions, stats);
+                                                if (batch.size() < kBatch) return Status::Ok();
+                                                return Push(batch);
+                                              });
+      if (st.ok() && !batch.empty()) st = Push(batch);
+      std::lock_guard<std::mutex> lock(mu_);
+      status_ = st;
+      done_ = true;
+      cv_.notify_all();
+    });
+  }
+  ~RowPipe() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancelled_ = true;
+      cv_.notify_all();
+    }
+    worker_.join();
+  }
+
+  // The next batch, or false at the end (then status() says whether decoding failed).
+  bool Next(std::vector<PreparedAction>& out) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !queue_.empty() || done_; });
+    if (queue_.empty()) return false;
+    out = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return true;
+  }
+  Status status() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return status_;
+  }
+
+ private:
+  Status Push(std::vector<PreparedAction>& batch) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || cancelled_; });
+    if (cancelled_) return Error("cancelled");
+    queue_.push_back(std::move(batch));
+    batch.clear();
+    cv_.notify_all();
+    return Status::Ok();
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<PreparedAction>> queue_;
+  bool done_ = false, cancelled_ = false;
+  Status status_ = Status::Ok();
+  std::thread worker_;
+};
+
 // Calls `fn` with each action of a checkpoint file in turn. Parquet rows are streamed, not all
 // built first: as JSON objects a big checkpoint takes several times its size. The errors are
 // those of reading the whole file first: a damaged file is reported before any error of `fn`.
-Status ForEachAction(Env& env, const std::string& path,
-                     const std::function<Status(const nlohmann::json&)>& fn) {
+Status ForEachAction(Env& env, const std::string& path, int64_t version, bool keep_actions,
+                     const std::function<Status(PreparedAction&)>& fn) {
   if (!EndsWith(path, ".parquet")) {
     LV_ASSIGN_OR_RETURN(auto actions, ReadActionsFile(env, path));
-    for (const auto& a : actions) LV_RETURN_IF_ERROR(fn(a));
+    for (auto& a : actions) {
+      PreparedAction p;
+      p.row = std::move(a);
+      LV_RETURN_IF_ERROR(fn(p));
+    }
     return Status::Ok();
   }
-  bool fn_failed = false;
-  Status st = parquet::ForEachRowAsJson(env, path, kCheckpointColumns, [&](nlohmann::json& row) {
-    Status s = fn(row);
-    fn_failed = !s.ok();
-    return s;
-  });
-  if (st.ok() || !fn_failed) return st;
-  auto whole = ReadActionsFile(env, path);
-  return whole.ok() ? st : Status(whole.error());
+  LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
+  Status fn_status = Status::Ok();
+  Status read_status = Status::Ok();
+  {
+    RowPipe pipe(file, path, version, keep_actions);
+    std::vector<PreparedAction> batch;
+    while (fn_status.ok() && pipe.Next(batch))
+      for (auto& action : batch) {
+        fn_status = fn(action);
+        if (!fn_status.ok()) break;
+      }
+    if (fn_status.ok()) read_status = pipe.status();
+  }
+  if (!read_status.ok()) return read_status;
+  if (fn_status.ok()) return fn_status;
+  auto whole = parquet::ParseRowsAsJson(file, kCheckpointColumns, path);
+  return whole.ok() ? fn_status : Status(whole.error());
 }
 
 // Reads one checkpoint (all parts, or a v2 top-level file with its sidecars) into `replay`.
@@ -294,24 +398,39 @@ Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<Lo
                       Replay& replay) {
   for (const auto& f : files) {
     std::string path = log_dir + "/" + f.name;
-    LV_RETURN_IF_ERROR(ForEachAction(env, path, [&](const nlohmann::json& a) -> Status {
-      Status st = replay.Apply(a, f.version, true);
-      if (!st.ok()) return Error(path + ": " + st.message());
-      if (a.contains("sidecar") && a["sidecar"].is_object()) {
-        std::string sp = a["sidecar"].value("path", "");
-        LV_ASSIGN_OR_RETURN(std::string decoded, DecodePath(sp));
-        if (decoded.empty() || IsAbsolute(decoded) || decoded.find("..") != std::string::npos)
-          return Error(path + ": unsupported sidecar path '" + sp + "'");
-        std::string side = log_dir + "/_sidecars/" + decoded;
-        LV_RETURN_IF_ERROR(ForEachAction(env, side, [&](const nlohmann::json& sa) -> Status {
-          Status sst = replay.Apply(sa, f.version, true);
-          if (!sst.ok()) return Error(side + ": " + sst.message());
+    LV_RETURN_IF_ERROR(
+        ForEachAction(env, path, f.version, replay.keep_actions, [&](PreparedAction& p) -> Status {
+          if (p.file) {
+            if (!p.file->ok()) return Error(path + ": " + p.file->message());
+            replay.ApplyFile(p.kind, std::move(**p.file), true);
+            return Status::Ok();
+          }
+          const nlohmann::json& a = p.row;
+          Status st = replay.Apply(a, f.version, true);
+          if (!st.ok()) return Error(path + ": " + st.message());
+          if (a.contains("sidecar") && a["sidecar"].is_object()) {
+            std::string sp = a["sidecar"].value("path", "");
+            LV_ASSIGN_OR_RETURN(std::string decoded, DecodePath(sp));
+            if (decoded.empty() || IsAbsolute(decoded) || decoded.find("..") != std::string::npos)
+              return Error(path + ": unsupported sidecar path '" + sp + "'");
+            std::string side = log_dir + "/_sidecars/" + decoded;
+            LV_RETURN_IF_ERROR(ForEachAction(
+                env, side, f.version, replay.keep_actions,
+                [&](PreparedAction& side_action) -> Status {
+                  if (side_action.file) {
+                    if (!side_action.file->ok())
+                      return Error(side + ": " + side_action.file->message());
+                    replay.ApplyFile(side_action.kind, std::move(**side_action.file), true);
+                    return Status::Ok();
+                  }
+                  Status sst = replay.Apply(side_action.row, f.version, true);
+                  if (!sst.ok()) return Error(side + ": " + sst.message());
+                  return Status::Ok();
+                }));
+            replay.snap.checkpoint_files.push_back("_sidecars/" + decoded);
+          }
           return Status::Ok();
         }));
-        replay.snap.checkpoint_files.push_back("_sidecars/" + decoded);
-      }
-      return Status::Ok();
-    }));
   }
   return Status::Ok();
 }

@@ -920,11 +920,6 @@ Result<FileMetadata> ReadFileMetadata(Env&, const std::string& path) {
   return out;
 }
 
-namespace {
-Status ForEachRowInFile(const std::string& file, const std::vector<std::string>& fields,
-                        const std::string& path, const RowCallback& fn);
-}  // namespace
-
 Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& path,
                                                    const std::vector<std::string>& fields) {
   LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
@@ -934,24 +929,22 @@ Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& 
 Status ForEachRowAsJson(Env& env, const std::string& path, const std::vector<std::string>& fields,
                         const RowCallback& fn) {
   LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
-  return ForEachRowInFile(file, fields, path, fn);
+  return ParseEachRowAsJson(file, fields, path, fn);
 }
 
 Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
                                                     const std::vector<std::string>& fields,
                                                     const std::string& name) {
   std::vector<nlohmann::json> rows;
-  LV_RETURN_IF_ERROR(ForEachRowInFile(file, fields, name, [&](nlohmann::json& row) {
+  LV_RETURN_IF_ERROR(ParseEachRowAsJson(file, fields, name, [&](nlohmann::json& row) {
     rows.push_back(std::move(row));
     return Status::Ok();
   }));
   return rows;
 }
 
-namespace {
-
-Status ForEachRowInFile(const std::string& file, const std::vector<std::string>& fields,
-                        const std::string& path, const RowCallback& fn) {
+Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string>& fields,
+                          const std::string& path, const RowCallback& fn) {
   if (file.size() < 12 || file.compare(0, 4, "PAR1") != 0)
     return Error(path + ": not a Parquet file");
   auto mdr = DecodeFooterBytes(file, nullptr);
@@ -1040,8 +1033,16 @@ Status ForEachRowInFile(const std::string& file, const std::vector<std::string>&
         const Node& t = tops[ti];
         const std::vector<int>& tl = top_leaves[ti];
         if (tl.empty()) continue;
+        auto r = static_cast<size_t>(row);
+        if (t.repetition != 2) {
+          // Most fields of a checkpoint row are null: BuildOne's own test, before every leaf's
+          // span.
+          auto first = static_cast<size_t>(tl.front());
+          size_t b = starts[first][r];
+          size_t e = r + 1 < starts[first].size() ? starts[first][r + 1] : cols[first].rep.size();
+          if (b >= e || cols[first].def[b] < t.def) continue;
+        }
         for (int li : tl) {
-          auto r = static_cast<size_t>(row);
           size_t b = starts[static_cast<size_t>(li)][r];
           size_t e = r + 1 < starts[static_cast<size_t>(li)].size()
                          ? starts[static_cast<size_t>(li)][r + 1]
@@ -1056,7 +1057,5 @@ Status ForEachRowInFile(const std::string& file, const std::vector<std::string>&
   }
   return Status::Ok();
 }
-
-}  // namespace
 
 }  // namespace lakevault::parquet
