@@ -55,9 +55,11 @@ Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& 
 using RowCallback = std::function<Status(nlohmann::json& row)>;
 Status ForEachRowAsJson(Env& env, const std::string& path, const std::vector<std::string>& fields,
                         const RowCallback& fn);
-// ForEachRowAsJson on a whole file already in memory (`name` is used in errors).
+// ForEachRowAsJson on a whole file already in memory (`name` is used in errors). Sub-fields
+// named in `skip_subfields`, at any depth below `fields`, are left out and their columns unread.
 Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string>& fields,
-                          const std::string& name, const RowCallback& fn);
+                          const std::string& name, const RowCallback& fn,
+                          const std::vector<std::string>& skip_subfields = {});
 // The same on a whole file already in memory (`name` is used in errors). For fuzzing.
 Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
                                                     const std::vector<std::string>& fields,
