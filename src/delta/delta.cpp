@@ -264,14 +264,6 @@ const std::vector<std::string> kCheckpointColumns = {
     "add", "remove",  "metaData",           "protocol",
     "txn", "sidecar", "checkpointMetadata", "domainMetadata"};
 
-// Fields of file actions (and of sidecar and checkpointMetadata rows) that a snapshot without
-// raw actions never reads; no metaData, protocol, txn or domainMetadata field has these names.
-// Left out, their columns are not decoded.
-const std::vector<std::string> kUnreadFileFields = {
-    "modificationTime",        "dataChange",           "tags",
-    "deletionTimestamp",       "extendedFileMetadata", "baseRowId",
-    "defaultRowCommitVersion", "clusteringProvider"};
-
 Result<std::vector<nlohmann::json>> ReadActionsFile(Env& env, const std::string& path) {
   if (EndsWith(path, ".parquet")) return parquet::ReadRowsAsJson(env, path, kCheckpointColumns);
   LV_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(env, path));
@@ -311,15 +303,13 @@ class RowPipe {
     worker_ = std::thread([this, &file, &name, version, keep_actions] {
       StatsReader stats;
       std::vector<PreparedAction> batch;
-      Status st = parquet::ParseEachRowAsJson(
-          file, kCheckpointColumns, name,
-          [&](nlohmann::json& row) -> Status {
-            batch.emplace_back().row = std::move(row);
-            Prepare(batch.back(), version, keep_actions, stats);
-            if (batch.size() < kBatch) return Status::Ok();
-            return Push(batch);
-          },
-          keep_actions ? std::vector<std::string>() : kUnreadFileFields);
+      Status st = parquet::ParseEachRowAsJson(file, kCheckpointColumns, name,
+                                              [&](nlohmann::json& row) -> Status {
+                                                batch.emplace_back().row = std::move(row);
+                                                Prepare(batch.back(), version, keep_actions, stats);
+                                                if (batch.size() < kBatch) return Status::Ok();
+                                                return Push(batch);
+                                              });
       if (st.ok() && !batch.empty()) st = Push(batch);
       std::lock_guard<std::mutex> lock(mu_);
       status_ = st;

@@ -944,16 +944,14 @@ Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
 }
 
 Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string>& fields,
-                          const std::string& path, const RowCallback& fn,
-                          const std::vector<std::string>& skip_subfields) {
+                          const std::string& path, const RowCallback& fn) {
   if (file.size() < 12 || file.compare(0, 4, "PAR1") != 0)
     return Error(path + ": not a Parquet file");
   auto mdr = DecodeFooterBytes(file, nullptr);
   if (!mdr.ok()) return Error(path + ": " + mdr.message());
   const RawMetadata& md = *mdr;
   // Redundant typed copies of stats and partition values are skipped: they can hold any type.
-  std::vector<std::string> skip = {"stats_parsed", "partitionValues_parsed"};
-  skip.insert(skip.end(), skip_subfields.begin(), skip_subfields.end());
+  const std::vector<std::string> skip = {"stats_parsed", "partitionValues_parsed"};
   std::vector<Leaf> leaves;
   std::vector<Node> tops;
   size_t pos = 1;

@@ -55,11 +55,9 @@ Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& 
 using RowCallback = std::function<Status(nlohmann::json& row)>;
 Status ForEachRowAsJson(Env& env, const std::string& path, const std::vector<std::string>& fields,
                         const RowCallback& fn);
-// ForEachRowAsJson on a whole file already in memory (`name` is used in errors). Sub-fields
-// named in `skip_subfields`, at any depth below `fields`, are left out and their columns unread.
+// ForEachRowAsJson on a whole file already in memory (`name` is used in errors).
 Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string>& fields,
-                          const std::string& name, const RowCallback& fn,
-                          const std::vector<std::string>& skip_subfields = {});
+                          const std::string& name, const RowCallback& fn);
 // The same on a whole file already in memory (`name` is used in errors). For fuzzing.
 Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
                                                     const std::vector<std::string>& fields,
