@@ -67,10 +67,22 @@ EOF
     awk -v l="$label" -v f="$files" '{printf "%-34s %8d files  wall %6.2f s  max RSS %5d MB  rows %s\n", l, f, $1, $2, $3}'
 }
 
+# Backup planning loads the same snapshot, then stats every file it will take: timed once per
+# variant for information (the target of issue 8 is the check).
+printf 'lake: data/lake\nfiles: []\nlogs: {include: false, path: logs/}\nbackup_path: backups/\nlog_file: ""\n' \
+  >"$work/project/lakevault.yaml"
+plan() {
+  (cd "$work/project" && /usr/bin/time -f "%e %M" -o "$work/plan.txt" "$bin" backup --dry-run \
+    --snapshot-only >/dev/null) || die "$1: backup --dry-run failed"
+  awk -v l="$1" '{printf "%-34s backup --dry-run --snapshot-only: wall %6.2f s  max RSS %5d MB\n", l, $1, $2 / 1024}' \
+    "$work/plan.txt"
+}
+
 cmd="$bin check --lake $lake --json"
 log "timing: /usr/bin/time -v $cmd (median of $repeat)"
 rm -f "$table"/_delta_log/*.checkpoint.parquet "$table/_delta_log/_last_checkpoint"
 measure "json commits only"
+plan "json commits only"
 
 if command -v npm >/dev/null && command -v node >/dev/null; then
   if [ ! -d "$work/npm/node_modules/@duckdb/node-api" ]; then
@@ -82,6 +94,7 @@ if command -v npm >/dev/null && command -v node >/dev/null; then
   node "$work/npm/write_checkpoint.mjs" "$table" >&2
   cat "$table"/_delta_log/*.checkpoint.parquet >/dev/null
   measure "checkpoint (DuckDB-written Parquet)"
+  plan "checkpoint (DuckDB-written Parquet)"
 else
   log "no node/npm: the checkpoint variant is skipped (no other Parquet writer on Debian 12)"
 fi

@@ -172,8 +172,9 @@ Status SetPath(const std::string& encoded, FileAction& f) {
   return Status::Ok();
 }
 
+// `stats` null: num_records is left for the caller to read.
 Result<FileAction> ToFileAction(const nlohmann::json& a, int64_t version, bool keep_action,
-                                StatsReader& stats) {
+                                StatsReader* stats) {
   FileAction f;
   f.version = version;
   if (keep_action) f.action = a;
@@ -184,7 +185,7 @@ Result<FileAction> ToFileAction(const nlohmann::json& a, int64_t version, bool k
   if (auto pv = a.find("partitionValues"); pv != a.end() && pv->is_object())
     for (auto& [k, v] : pv->items())
       f.partition_values[k] = v.is_string() ? v.get<std::string>() : "";
-  f.num_records = NumRecords(a, stats);
+  if (stats) f.num_records = NumRecords(a, *stats);
   if (auto d = a.find("deletionVector"); d != a.end() && d->is_object()) {
     DeletionVector dv;
     dv.storage_type = d->value("storageType", "");
@@ -236,7 +237,7 @@ struct Replay {
     for (auto& [name, body] : action.items()) {
       if (body.is_null()) continue;
       if (name == "add" || name == "remove" || name == "cdc") {
-        LV_ASSIGN_OR_RETURN(FileAction f, ToFileAction(body, version, keep_actions, stats));
+        LV_ASSIGN_OR_RETURN(FileAction f, ToFileAction(body, version, keep_actions, &stats));
         FileKind kind = name == "add"      ? FileKind::kAdd
                         : name == "remove" ? FileKind::kRemove
                                            : FileKind::kCdc;
@@ -278,15 +279,22 @@ struct PreparedAction {
   nlohmann::json row;  // null when `file` holds the conversion
   FileKind kind = FileKind::kAdd;
   std::optional<Result<FileAction>> file;
+  // The stats string, left for the applying thread to read (it has spare time, the decoding
+  // thread has none); only without raw actions, which would need it in place.
+  std::optional<std::string> stats;
 };
 
 void Prepare(PreparedAction& p, int64_t version, bool keep_actions, StatsReader& stats) {
   if (p.file || !p.row.is_object() || p.row.size() != 1) return;
   auto it = p.row.begin();
   bool add = it.key() == "add", remove = it.key() == "remove";
-  if ((!add && !remove) || it.value().is_null()) return;
+  nlohmann::json& body = it.value();
+  if ((!add && !remove) || body.is_null()) return;
   p.kind = add ? FileKind::kAdd : FileKind::kRemove;
-  p.file = ToFileAction(it.value(), version, keep_actions, stats);
+  if (!keep_actions && body.is_object())
+    if (auto s = body.find("stats"); s != body.end() && s->is_string())
+      p.stats = std::move(s->get_ref<std::string&>());
+  p.file = ToFileAction(body, version, keep_actions, keep_actions ? &stats : nullptr);
   p.row = nullptr;
 }
 
@@ -402,6 +410,7 @@ Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<Lo
         ForEachAction(env, path, f.version, replay.keep_actions, [&](PreparedAction& p) -> Status {
           if (p.file) {
             if (!p.file->ok()) return Error(path + ": " + p.file->message());
+            if (p.stats) (*p.file)->num_records = replay.stats.NumRecords(*p.stats);
             replay.ApplyFile(p.kind, std::move(**p.file), true);
             return Status::Ok();
           }
@@ -420,6 +429,9 @@ Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<Lo
                   if (side_action.file) {
                     if (!side_action.file->ok())
                       return Error(side + ": " + side_action.file->message());
+                    if (side_action.stats)
+                      (*side_action.file)->num_records =
+                          replay.stats.NumRecords(*side_action.stats);
                     replay.ApplyFile(side_action.kind, std::move(**side_action.file), true);
                     return Status::Ok();
                   }
