@@ -902,10 +902,20 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
   std::vector<std::pair<const std::string, FileAction>*> order;
   order.reserve(done->live.size());
   for (auto& entry : done->live) order.push_back(&entry);
-  std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+  auto by_path = [](const auto* a, const auto* b) {
     int c = a->second.path.compare(b->second.path);
     return c != 0 ? c < 0 : a->first < b->first;
-  });
+  };
+  if (order.size() < (1u << 15)) {
+    std::sort(order.begin(), order.end(), by_path);
+  } else {
+    // Each comparison is a cache miss or two at this size: the halves are sorted on two cores.
+    auto mid = order.begin() + static_cast<std::ptrdiff_t>(order.size() / 2);
+    std::thread half([&] { std::sort(order.begin(), mid, by_path); });
+    std::sort(mid, order.end(), by_path);
+    half.join();
+    std::inplace_merge(order.begin(), mid, order.end(), by_path);
+  }
   snap.files.reserve(order.size());
   for (auto* entry : order) snap.files.push_back(std::move(entry->second));
   done->live.clear();
