@@ -8,7 +8,7 @@ export LAKEVAULT_CORPUS := $(CORPUS)
 
 # Debian 12 packages the build, the tests and the benchmark need.
 DEB_PACKAGES := cmake g++ make pkg-config git tar gzip zstd pigz time \
-  libarchive-dev libssl-dev nlohmann-json3-dev libyaml-cpp-dev libcli11-dev libspdlog-dev \
+  libarchive-dev libssl-dev nlohmann-json3-dev libsimdjson-dev libyaml-cpp-dev libcli11-dev libspdlog-dev \
   libfmt-dev libsnappy-dev libzstd-dev zlib1g-dev libthrift-dev libsodium-dev \
   libcurl4-openssl-dev libdeflate-dev libboost-dev clang-14 libclang-rt-14-dev libgtest-dev libgmock-dev \
   rsync openssh-server openssh-client systemd python3 chromium

@@ -254,6 +254,24 @@ def grow(args):
           % (lake, day.isoformat(), total_files, total_bytes / MIB))
 
 
+def spark_stats(nrec, day, rng):
+    """A stats string shaped like Spark's for position_updates (the part that costs to parse)."""
+    d = day.isoformat()
+    lo = lambda: round(rng.uniform(-500, 0), 4)
+    hi = lambda: round(rng.uniform(0, 500), 4)
+    return json.dumps({
+        "numRecords": nrec,
+        "minValues": {"ts": d + "T13:00:00.123Z", "account": "U%07d" % rng.randrange(10**6),
+                      "symbol": "AAPL", "quantity": lo(), "avg_price": lo(), "market_price": lo(),
+                      "unrealized_pnl": lo()},
+        "maxValues": {"ts": d + "T20:59:59.987Z", "account": "U%07d" % rng.randrange(10**6, 10**7),
+                      "symbol": "XOM", "quantity": hi(), "avg_price": hi(), "market_price": hi(),
+                      "unrealized_pnl": hi()},
+        "nullCount": {"ts": 0, "account": 0, "symbol": 0, "quantity": 0, "avg_price": 0,
+                      "market_price": rng.randrange(3), "unrealized_pnl": 0}},
+        separators=(",", ":"))
+
+
 def big_log(args):
     table = "big_table"
     table_dir = os.path.join(args.root, "data", "lake", table)
@@ -276,7 +294,8 @@ def big_log(args):
         for i in range(n):
             rel = "date=%s/part-%05d-%s.c000.snappy.parquet" % (
                 day.isoformat(), i, uuid.UUID(int=rng.getrandbits(128), version=4))
-            stats = '{"numRecords":%d}' % rng.randrange(10000, 40000)
+            nrec = rng.randrange(10000, 40000)
+            stats = spark_stats(nrec, day, rng) if args.spark_stats else '{"numRecords":%d}' % nrec
             size = rng.randrange(1000000, 1400000)
             lines.append(json.dumps(
                 {"add": {"path": rel, "partitionValues": {"date": day.isoformat()},
@@ -306,6 +325,8 @@ def main():
     p.add_argument("--big-log", type=int, metavar="N", help="one table with N live files, log only")
     p.add_argument("--sparse", action="store_true",
                    help="with --big-log: create the data files as sparse files of the logged size")
+    p.add_argument("--spark-stats", action="store_true",
+                   help="with --big-log: stats with min/max/null counts per column, as Spark writes")
     p.add_argument("--adds-per-commit", type=int, default=1000, help="with --big-log (1000)")
     args = p.parse_args()
     if args.size_mb <= 0 or args.days <= 0 or args.adds_per_commit <= 0:

@@ -125,7 +125,8 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
   // readdir makes no promise for entries renamed meanwhile). Every commit up to the pinned
   // version was in place before the first listing ended, so a second listing holds them all.
   LV_ASSIGN_OR_RETURN(auto log, delta::ListLog(dir.string()));
-  auto snap = delta::LoadSnapshot(Env::Default(), dir.string(), log, pinned);
+  auto snap =
+      delta::LoadSnapshot(Env::Default(), dir.string(), log, pinned, {.keep_actions = false});
   if (!snap.ok())
     return Error("table " + table.name + ": version " + std::to_string(pinned) +
                  " is unreadable: " + snap.message());

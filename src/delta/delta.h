@@ -67,7 +67,8 @@ struct FileAction {
   std::optional<int64_t> num_records;  // from stats
   std::optional<DeletionVector> dv;
   int64_t version = -1;  // version of the action that last touched it
-  nlohmann::json action;  // the action's body as the log holds it
+  // The action's body as the log holds it; null when loaded with keep_actions = false.
+  nlohmann::json action;
 };
 
 struct Snapshot {
@@ -93,12 +94,21 @@ struct Snapshot {
   std::optional<int64_t> RowsFromStats() const;
 };
 
+struct SnapshotOptions {
+  // Only a restore rewrites actions verbatim; at hundreds of thousands of files their JSON is
+  // most of a snapshot's memory and time, so readers that need paths, sizes and row counts drop
+  // it (FileAction::action stays null) and take the fast path.
+  bool keep_actions = true;
+};
+
 // Resolves the snapshot at `version` (latest when nullopt). An unreadable entry that the
 // snapshot needs is an error naming the file.
 Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
-                              std::optional<int64_t> version = std::nullopt);
+                              std::optional<int64_t> version = std::nullopt,
+                              const SnapshotOptions& options = {});
 Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
-                              const std::vector<LogFile>& log, std::optional<int64_t> version);
+                              const std::vector<LogFile>& log, std::optional<int64_t> version,
+                              const SnapshotOptions& options = {});
 
 // Parses a JSON commit (newline-delimited actions). Blank lines are skipped; any malformed line
 // is an error naming its line number. Exposed for tests and fuzzing.

@@ -782,10 +782,11 @@ struct Span {
 
 class Assembler {
  public:
-  Assembler(const std::vector<Leaf>& leaves, const std::vector<ColumnData>& cols)
+  // Values are moved out of `cols` as rows are built: every value belongs to one place in one row.
+  Assembler(const std::vector<Leaf>& leaves, std::vector<ColumnData>& cols)
       : leaves_(leaves), cols_(cols) {}
 
-  void CollectLeaves(const Node& n, std::vector<int>& out) const {
+  static void CollectLeaves(const Node& n, std::vector<int>& out) {
     if (n.leaf >= 0) out.push_back(n.leaf);
     for (const auto& c : n.children) CollectLeaves(c, out);
   }
@@ -799,15 +800,16 @@ class Assembler {
   }
 
   // Builds one instance of `n` (ignoring its own repetition) from the spans.
-  nlohmann::json BuildOne(const Node& n, std::map<int, Span>& spans) const {
+  // `spans` is indexed by leaf; only the entries of `n`'s leaves are read.
+  nlohmann::json BuildOne(const Node& n, std::vector<Span>& spans) const {
     int any = FirstLeaf(n);
     if (any < 0) return nullptr;
     const Span& s = spans[any];
     if (s.begin >= s.end || cols_[static_cast<size_t>(any)].def[s.begin] < n.def) return nullptr;
     if (n.leaf >= 0) {
-      const auto& col = cols_[static_cast<size_t>(n.leaf)];
+      auto& col = cols_[static_cast<size_t>(n.leaf)];
       if (s.value >= col.values.size()) return nullptr;
-      return col.values[s.value];
+      return std::move(col.values[s.value]);
     }
     if (n.logical == "LIST" && n.children.size() == 1 && n.children[0].repetition == 2) {
       const Node& rep = n.children[0];
@@ -838,7 +840,7 @@ class Assembler {
   }
 
   // Builds `n`, an array when it is repeated.
-  nlohmann::json Build(const Node& n, std::map<int, Span>& spans) const {
+  nlohmann::json Build(const Node& n, std::vector<Span>& spans) const {
     if (n.repetition != 2) return BuildOne(n, spans);
     std::vector<int> leaves;
     CollectLeaves(n, leaves);
@@ -867,7 +869,7 @@ class Assembler {
     for (const auto& p : parts)
       if (p.size() != elements) return arr;  // inconsistent levels: give up on this field
     for (size_t e = 0; e < elements; ++e) {
-      std::map<int, Span> sub;
+      std::vector<Span> sub(spans);
       for (size_t li = 0; li < leaves.size(); ++li) sub[leaves[li]] = parts[li][e];
       arr.push_back(BuildOne(n, sub));
     }
@@ -885,7 +887,7 @@ class Assembler {
 
  private:
   const std::vector<Leaf>& leaves_;
-  const std::vector<ColumnData>& cols_;
+  std::vector<ColumnData>& cols_;
 };
 
 bool Wanted(const std::vector<std::string>& skip, const std::string& name) {
@@ -924,9 +926,25 @@ Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& 
   return ParseRowsAsJson(file, fields, path);
 }
 
+Status ForEachRowAsJson(Env& env, const std::string& path, const std::vector<std::string>& fields,
+                        const RowCallback& fn) {
+  LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
+  return ParseEachRowAsJson(file, fields, path, fn);
+}
+
 Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
                                                     const std::vector<std::string>& fields,
-                                                    const std::string& path) {
+                                                    const std::string& name) {
+  std::vector<nlohmann::json> rows;
+  LV_RETURN_IF_ERROR(ParseEachRowAsJson(file, fields, name, [&](nlohmann::json& row) {
+    rows.push_back(std::move(row));
+    return Status::Ok();
+  }));
+  return rows;
+}
+
+Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string>& fields,
+                          const std::string& path, const RowCallback& fn) {
   if (file.size() < 12 || file.compare(0, 4, "PAR1") != 0)
     return Error(path + ": not a Parquet file");
   auto mdr = DecodeFooterBytes(file, nullptr);
@@ -969,7 +987,12 @@ Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
   };
   for (const auto& t : tops) mark(t);
 
-  std::vector<nlohmann::json> rows;
+  // The leaves under each top-level field, once: the row loop below runs per file action.
+  std::vector<std::vector<int>> top_leaves(tops.size());
+  for (size_t ti = 0; ti < tops.size(); ++ti) {
+    Assembler::CollectLeaves(tops[ti], top_leaves[ti]);
+  }
+  std::vector<Span> spans(leaves.size());
   for (const auto& rg : md.row_groups) {
     std::vector<ColumnData> cols(leaves.size());
     for (size_t li = 0; li < leaves.size(); ++li) {
@@ -1006,13 +1029,20 @@ Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
     Assembler as(leaves, cols);
     for (int64_t row = 0; row < rg.num_rows; ++row) {
       nlohmann::json obj = nlohmann::json::object();
-      for (const auto& t : tops) {
-        std::map<int, Span> spans;
-        std::vector<int> tl;
-        as.CollectLeaves(t, tl);
+      for (size_t ti = 0; ti < tops.size(); ++ti) {
+        const Node& t = tops[ti];
+        const std::vector<int>& tl = top_leaves[ti];
         if (tl.empty()) continue;
+        auto r = static_cast<size_t>(row);
+        if (t.repetition != 2) {
+          // Most fields of a checkpoint row are null: BuildOne's own test, before every leaf's
+          // span.
+          auto first = static_cast<size_t>(tl.front());
+          size_t b = starts[first][r];
+          size_t e = r + 1 < starts[first].size() ? starts[first][r + 1] : cols[first].rep.size();
+          if (b >= e || cols[first].def[b] < t.def) continue;
+        }
         for (int li : tl) {
-          auto r = static_cast<size_t>(row);
           size_t b = starts[static_cast<size_t>(li)][r];
           size_t e = r + 1 < starts[static_cast<size_t>(li)].size()
                          ? starts[static_cast<size_t>(li)][r + 1]
@@ -1022,10 +1052,10 @@ Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
         nlohmann::json v = as.Build(t, spans);
         if (!v.is_null()) obj[t.name] = std::move(v);
       }
-      rows.push_back(std::move(obj));
+      LV_RETURN_IF_ERROR(fn(obj));
     }
   }
-  return rows;
+  return Status::Ok();
 }
 
 }  // namespace lakevault::parquet

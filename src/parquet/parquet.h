@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -48,6 +49,15 @@ Result<FileMetadata> ParseFooter(const std::string& tail);
 // FLOAT/DOUBLE numbers, BYTE_ARRAY strings; nulls inside a struct are JSON null.
 Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& path,
                                                    const std::vector<std::string>& fields);
+// Calls `fn` with each row in turn, as ReadRowsAsJson would return it (`fn` may move it away),
+// without holding them all: a checkpoint of 300,000 files is several times its size as JSON.
+// Stops at the first error, from the file or from `fn`.
+using RowCallback = std::function<Status(nlohmann::json& row)>;
+Status ForEachRowAsJson(Env& env, const std::string& path, const std::vector<std::string>& fields,
+                        const RowCallback& fn);
+// ForEachRowAsJson on a whole file already in memory (`name` is used in errors).
+Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string>& fields,
+                          const std::string& name, const RowCallback& fn);
 // The same on a whole file already in memory (`name` is used in errors). For fuzzing.
 Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
                                                     const std::vector<std::string>& fields,
