@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <vector>
@@ -103,36 +104,102 @@ int HexValue(char c) {
 
 Key::~Key() { sodium_memzero(bytes.data(), bytes.size()); }
 
+struct Encryptor::State {
+  std::string header;
+  crypto_secretstream_xchacha20poly1305_state stream;
+  std::string held;
+  bool started = false;
+  bool finished = false;
+};
+
+Encryptor::Encryptor(const Key& key) : state_(std::make_unique<State>()) {
+  // sodium_init only fails when the system has no randomness source; Update would then abort
+  // inside libsodium rather than encrypt with a predictable nonce.
+  (void)InitSodium();
+  state_->header = FileHeader(key);
+  uint8_t stream_header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
+  crypto_secretstream_xchacha20poly1305_init_push(&state_->stream, stream_header,
+                                                  key.bytes.data());
+  state_->held.assign(state_->header);
+  state_->held.append(reinterpret_cast<const char*>(stream_header), sizeof(stream_header));
+  state_->held.reserve(state_->held.size() + kChunk);
+}
+
+Encryptor::~Encryptor() {
+  sodium_memzero(&state_->stream, sizeof(state_->stream));
+  if (!state_->held.empty()) sodium_memzero(state_->held.data(), state_->held.size());
+}
+
+namespace {
+void PushChunk(crypto_secretstream_xchacha20poly1305_state& stream, const std::string& header,
+               const uint8_t* plain, size_t n, bool last, std::string& out) {
+  const size_t at = out.size();
+  out.resize(at + n + crypto_secretstream_xchacha20poly1305_ABYTES);
+  unsigned long long cipher_len = 0;
+  crypto_secretstream_xchacha20poly1305_push(
+      &stream, reinterpret_cast<uint8_t*>(out.data() + at), &cipher_len, plain, n,
+      reinterpret_cast<const uint8_t*>(header.data()), header.size(),
+      last ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0);
+  out.resize(at + cipher_len);
+}
+}  // namespace
+
+void Encryptor::Update(const void* data, size_t size, std::string& out) {
+  State& s = *state_;
+  if (!s.started) {
+    // The file header and the secretstream header lead the output.
+    out.append(s.held);
+    s.held.clear();
+    s.started = true;
+  }
+  const auto* p = static_cast<const uint8_t*>(data);
+  if (!s.held.empty()) {
+    const size_t take = std::min(size, kChunk - s.held.size());
+    s.held.append(reinterpret_cast<const char*>(p), take);
+    p += take;
+    size -= take;
+    if (s.held.size() < kChunk) return;
+    PushChunk(s.stream, s.header, reinterpret_cast<const uint8_t*>(s.held.data()), kChunk, false,
+              out);
+    s.held.clear();
+  }
+  // A chunk is sent as non-final as soon as it is whole: a stream that ends on a boundary gets an
+  // empty FINAL chunk, as EncryptFile writes it.
+  for (; size >= kChunk; p += kChunk, size -= kChunk)
+    PushChunk(s.stream, s.header, p, kChunk, false, out);
+  s.held.append(reinterpret_cast<const char*>(p), size);
+}
+
+void Encryptor::Final(std::string& out) {
+  State& s = *state_;
+  if (s.finished) return;
+  Update(nullptr, 0, out);
+  PushChunk(s.stream, s.header, reinterpret_cast<const uint8_t*>(s.held.data()), s.held.size(),
+            true, out);
+  sodium_memzero(s.held.data(), s.held.size());
+  s.held.clear();
+  s.finished = true;
+}
+
 Status EncryptFile(const std::string& in_path, const std::string& out_path, const Key& key,
                    Env& env) {
   LV_RETURN_IF_ERROR(InitSodium());
   LV_ASSIGN_OR_RETURN(auto in, env.NewSequentialFile(in_path));
   AtomicOutput out(env, out_path);
   LV_RETURN_IF_ERROR(out.Open(0600));
-
-  const std::string header = FileHeader(key);
-  LV_RETURN_IF_ERROR(out.Append(header.data(), header.size()));
-  crypto_secretstream_xchacha20poly1305_state state;
-  uint8_t stream_header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
-  crypto_secretstream_xchacha20poly1305_init_push(&state, stream_header, key.bytes.data());
-  LV_RETURN_IF_ERROR(out.Append(stream_header, sizeof(stream_header)));
-
-  std::vector<uint8_t> plain(kChunk);
-  std::vector<uint8_t> cipher(kCipherChunk);
-  const auto* ad = reinterpret_cast<const uint8_t*>(header.data());
+  Encryptor encryptor(key);
+  std::vector<uint8_t> plain(kChunk * 16);
+  std::string cipher;
   for (;;) {
-    LV_ASSIGN_OR_RETURN(size_t n, ReadFull(*in, plain.data(), kChunk));
-    // A short read is the end; a file that is a multiple of the chunk size ends with an empty
-    // FINAL chunk, so the reader can always tell a complete stream from a cut one.
-    const bool last = n < kChunk;
-    const uint8_t tag = last ? crypto_secretstream_xchacha20poly1305_TAG_FINAL : 0;
-    unsigned long long cipher_len = 0;
-    crypto_secretstream_xchacha20poly1305_push(&state, cipher.data(), &cipher_len, plain.data(), n,
-                                               ad, header.size(), tag);
-    LV_RETURN_IF_ERROR(out.Append(cipher.data(), cipher_len));
-    if (last) break;
+    LV_ASSIGN_OR_RETURN(size_t n, in->Read(plain.data(), plain.size()));
+    if (n == 0) break;
+    cipher.clear();
+    encryptor.Update(plain.data(), n, cipher);
+    LV_RETURN_IF_ERROR(out.Append(cipher.data(), cipher.size()));
   }
-  sodium_memzero(&state, sizeof(state));
+  cipher.clear();
+  encryptor.Final(cipher);
+  LV_RETURN_IF_ERROR(out.Append(cipher.data(), cipher.size()));
   sodium_memzero(plain.data(), plain.size());
   return out.Commit(/*no_replace=*/false);
 }

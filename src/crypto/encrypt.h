@@ -10,6 +10,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -31,6 +32,25 @@ struct Key {
   // Set for a key derived from a passphrase: EncryptFile stores it in the header so the same
   // passphrase finds the key again, and DecryptFile checks it matches.
   std::optional<Salt> salt;
+};
+
+// Encrypts a stream handed over in pieces of any size into exactly the layout EncryptFile
+// writes, so an archive can be encrypted on its way to a remote without a local .enc copy.
+class Encryptor {
+ public:
+  explicit Encryptor(const Key& key);
+  ~Encryptor();
+  Encryptor(const Encryptor&) = delete;
+  Encryptor& operator=(const Encryptor&) = delete;
+  // Appends to `out` the ciphertext of every whole chunk now available (the first call also the
+  // file header); a partial chunk is held until more bytes or Final.
+  void Update(const void* data, size_t size, std::string& out);
+  // Appends the held bytes as the FINAL chunk (empty when the input ended on a chunk boundary).
+  void Final(std::string& out);
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // Encrypts `in_path` into `out_path` (written under a temporary name, fsynced, renamed).

@@ -46,6 +46,33 @@ TEST(EncryptTest, RoundTripMultiMiB) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() / ".out.lvtmp"));
 }
 
+// Pieces of awkward sizes (1 byte, across chunk boundaries, several chunks at once) must give a
+// stream DecryptFile reads back exactly, as an archive encrypted on its way to S3 is.
+TEST(EncryptTest, EncryptorFedInPiecesDecryptsToTheSameBytes) {
+  TempDir dir;
+  Key key = TestKey(dir);
+  for (size_t size : {size_t{0}, size_t{1}, size_t{65536}, size_t{3 * 65536}, size_t{1000003}}) {
+    const std::string data = RandomBytes(size, 7);
+    Encryptor enc(key);
+    std::string cipher;
+    std::mt19937 rng(static_cast<uint32_t>(size));
+    for (size_t at = 0; at < size;) {
+      size_t piece = std::min<size_t>(size - at, rng() % 3 == 0 ? 1 : rng() % 200000);
+      enc.Update(data.data() + at, piece, cipher);
+      at += piece;
+    }
+    enc.Final(cipher);
+    WriteFile(dir.path() / "enc", cipher);
+    Status st = DecryptFile(dir.str() + "/enc", dir.str() + "/out", key);
+    ASSERT_TRUE(st.ok()) << size << ": " << st.message();
+    EXPECT_TRUE(ReadFile(dir.path() / "out") == data) << size;
+    // Same layout as EncryptFile: header, then 64 KiB chunks plus one FINAL chunk.
+    WriteFile(dir.path() / "plain", data);
+    ASSERT_TRUE(EncryptFile(dir.str() + "/plain", dir.str() + "/enc2", key).ok());
+    EXPECT_EQ(ReadFile(dir.path() / "enc2").size(), cipher.size()) << size;
+  }
+}
+
 TEST(EncryptTest, ExactChunkMultipleAndEmptyFile) {
   TempDir dir;
   Key key = TestKey(dir);
