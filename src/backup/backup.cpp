@@ -375,6 +375,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   auto write = [&]() -> Status {
     LV_ASSIGN_OR_RETURN(
         auto writer, ArchiveWriter::Create(env, tmp_path, compression, config.compression_level));
+    if (options.on_archive_created) options.on_archive_created(tmp_path, manifest.archive);
     for (const auto& d : plan.directories) {
       ArchiveEntry entry;
       entry.path = d + "/";

@@ -2,6 +2,7 @@
 // give it its final name. Nothing under a final name exists until it has been verified.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -30,9 +31,13 @@ struct BackupOptions {
   std::optional<std::string> backup_dir;   // --path
   std::optional<Compression> compression;  // --compress
   bool verify_after = true;
-  bool progress = false;  // draw a progress bar on stderr
+  bool progress = false;       // draw a progress bar on stderr
   bool allow_missing = false;  // --allow-missing
   bool snapshot_only = false;  // --snapshot-only
+  // Called once the archive exists under its temporary name (`path`), before any byte is
+  // written; it is written by appending only, so a reader can follow it as it grows (uploads to
+  // S3 during the backup). `archive_name` is its final file name.
+  std::function<void(const std::string& path, const std::string& archive_name)> on_archive_created;
 };
 
 struct BackupOutcome {

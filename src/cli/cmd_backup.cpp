@@ -84,6 +84,30 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       }
       ctx.record_job = !flags->dry_run;
       ctx.job_backup_dir = BackupDirFor(config, options);
+      // Off-site copies: --upload, and the guide's UPLOAD_S3 / UPLOAD_RSYNC. Remotes that take a
+      // stream (S3) receive the archive while it is written; the others after the backup.
+      std::vector<std::string> targets = flags->upload;
+      if (config.upload_s3) targets.push_back("s3");
+      if (config.upload_rsync) targets.push_back("rsync");
+      std::optional<Key> key;
+      std::vector<Result<std::unique_ptr<Storage>>> remotes;
+      std::vector<std::unique_ptr<LiveUpload>> live(targets.size());
+      std::vector<Status> live_failed(targets.size(), Status::Ok());
+      if (!flags->dry_run && !targets.empty()) {
+        // A key that cannot be read stops the backup before anything is written.
+        LV_ASSIGN_OR_RETURN(key, ConfiguredKey(config));
+        for (const auto& target : targets) remotes.push_back(OpenRemote(config, target));
+        options.on_archive_created = [&](const std::string& path, const std::string& name) {
+          for (size_t i = 0; i < remotes.size(); ++i) {
+            if (!remotes[i].ok() || !(*remotes[i])->StreamsUploads()) continue;
+            auto started = LiveUpload::Start(**remotes[i], path, name, key);
+            if (started.ok())
+              live[i] = std::move(started).value();
+            else
+              live_failed[i] = started.status();
+          }
+        };
+      }
       LV_ASSIGN_OR_RETURN(BackupOutcome outcome, RunBackup(config, options, ctx.env()));
       ctx.job_details = {{"id", outcome.manifest.id},
                          {"kind", outcome.manifest.kind},
@@ -103,17 +127,15 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
         pruned = std::move(prune).value();
       }
       const std::string dir = BackupDirFor(config, options);
-      // Off-site copies: --upload, and the guide's UPLOAD_S3 / UPLOAD_RSYNC.
-      std::vector<std::string> targets = flags->upload;
-      if (config.upload_s3) targets.push_back("s3");
-      if (config.upload_rsync) targets.push_back("rsync");
       nlohmann::json uploads = nlohmann::json::array();
       if (!flags->dry_run && !targets.empty()) {
-        LV_ASSIGN_OR_RETURN(auto key, ConfiguredKey(config));
-        for (const auto& target : targets) {
-          auto remote = OpenRemote(config, target);
-          auto up = remote.ok() ? UploadBackup(ctx.env(), **remote, dir, outcome.manifest.id, key)
-                                : Result<UploadOutcome>(remote.error());
+        for (size_t i = 0; i < targets.size(); ++i) {
+          const std::string& target = targets[i];
+          auto& remote = remotes[i];
+          auto up = !remote.ok()           ? Result<UploadOutcome>(remote.error())
+                    : !live_failed[i].ok() ? Result<UploadOutcome>(live_failed[i].error())
+                    : live[i]              ? live[i]->Complete(ctx.env(), dir, outcome.manifest.id)
+                              : UploadBackup(ctx.env(), **remote, dir, outcome.manifest.id, key);
           if (!up.ok())
             return Error(
                 "backup " + outcome.manifest.id +

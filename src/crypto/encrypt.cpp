@@ -118,8 +118,7 @@ Encryptor::Encryptor(const Key& key) : state_(std::make_unique<State>()) {
   (void)InitSodium();
   state_->header = FileHeader(key);
   uint8_t stream_header[crypto_secretstream_xchacha20poly1305_HEADERBYTES];
-  crypto_secretstream_xchacha20poly1305_init_push(&state_->stream, stream_header,
-                                                  key.bytes.data());
+  crypto_secretstream_xchacha20poly1305_init_push(&state_->stream, stream_header, key.bytes.data());
   state_->held.assign(state_->header);
   state_->held.append(reinterpret_cast<const char*>(stream_header), sizeof(stream_header));
   state_->held.reserve(state_->held.size() + kChunk);

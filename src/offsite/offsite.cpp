@@ -4,10 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
+#include <thread>
 
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
@@ -74,61 +78,230 @@ Result<std::optional<Key>> ConfiguredKey(const Config& config) {
   return std::optional<Key>(std::move(key).value());
 }
 
+namespace {
+
+// An incremental is useless off-site without its chain: ancestors the remote lacks go up too.
+Status UploadMissingParent(Env& env, Storage& remote, const std::string& backup_dir,
+                           const CatalogEntry& entry, const std::optional<Key>& key,
+                           UploadOutcome& out) {
+  if (!entry.manifest || entry.manifest->parent.empty()) return Status::Ok();
+  LV_ASSIGN_OR_RETURN(auto present, ListRemoteBackups(remote));
+  for (const auto& b : present)
+    if (b.id == entry.manifest->parent) return Status::Ok();
+  LV_ASSIGN_OR_RETURN(UploadOutcome parent,
+                      UploadBackup(env, remote, backup_dir, entry.manifest->parent, key));
+  out.objects.insert(out.objects.end(), parent.objects.begin(), parent.objects.end());
+  out.bytes += parent.bytes;
+  return Status::Ok();
+}
+
+// The manifest, then the .sha256 of the object as sent: a backup counts as present on the
+// remote only once its .sha256 is there.
+Status PutSidecars(Env& env, Storage& remote, const std::string& backup_dir, const std::string& id,
+                   const std::string& object, const std::string& digest, UploadOutcome& out) {
+  // Through a scratch file: the storage drivers upload files.
+  std::string side = Scratch(backup_dir, object + ".sha256");
+  Status put = WriteFileAtomically(env, side, Sha256SidecarContent(digest, object), 0600);
+  if (put.ok()) put = remote.Put(id + ".manifest.json", ManifestSidecarPath(backup_dir, id));
+  if (put.ok()) put = remote.Put(object + ".sha256", side);
+  env.RemoveFile(side);
+  if (!put.ok()) return put;
+  out.objects.push_back(id + ".manifest.json");
+  out.objects.push_back(object + ".sha256");
+  return Status::Ok();
+}
+
+}  // namespace
+
+struct LiveUpload::State {
+  Storage& remote;
+  std::string path;
+  std::string object;
+  std::optional<Key> key;  // for ancestors the remote lacks
+  std::unique_ptr<Encryptor> encryptor;
+  std::unique_ptr<SequentialFile> file;
+  std::unique_ptr<UploadStream> stream;
+  Sha256 read_hash;  // the archive's bytes: must match its sidecar
+  Sha256 sent_hash;  // the object's bytes: its .sha256 on the remote
+  int64_t sent = 0;
+  std::mutex mu;
+  std::condition_variable wake;
+  bool finishing = false;  // the file is complete: read to its end, then stop
+  bool stop = false;
+  bool done = false;
+  Status status = Status::Ok();
+  std::thread thread;
+
+  explicit State(Storage& r) : remote(r) {}
+
+  Status Send(const char* data, size_t size) {
+    if (size == 0) return Status::Ok();
+    sent_hash.Update(data, size);
+    sent += static_cast<int64_t>(size);
+    return stream->Append(data, size);
+  }
+
+  // Reads what the writer has appended so far; at the current end it waits for more (a read
+  // past the end of a growing file returns 0) until told the file is complete.
+  void Run() {
+    std::string buffer(1 << 20, '\0');
+    std::string cipher;
+    bool last_pass = false;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (stop) return;
+      }
+      auto n = file->Read(buffer.data(), buffer.size());
+      if (!n.ok()) {
+        status = n.status();
+        return;
+      }
+      if (*n == 0) {
+        if (last_pass) return;
+        std::unique_lock<std::mutex> lock(mu);
+        if (finishing) {
+          last_pass = true;
+          continue;
+        }
+        wake.wait_for(lock, std::chrono::milliseconds(20), [&] { return finishing || stop; });
+        continue;
+      }
+      read_hash.Update(buffer.data(), *n);
+      Status st;
+      if (encryptor) {
+        cipher.clear();
+        encryptor->Update(buffer.data(), *n, cipher);
+        st = Send(cipher.data(), cipher.size());
+      } else {
+        st = Send(buffer.data(), *n);
+      }
+      if (!st.ok()) {
+        status = st;
+        return;
+      }
+    }
+  }
+
+  void Join(bool abort) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      (abort ? stop : finishing) = true;
+    }
+    wake.notify_all();
+    if (thread.joinable()) thread.join();
+  }
+};
+
+LiveUpload::LiveUpload(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+LiveUpload::~LiveUpload() { Abort(); }
+
+Result<std::unique_ptr<LiveUpload>> LiveUpload::Start(Storage& remote, const std::string& path,
+                                                      const std::string& object,
+                                                      const std::optional<Key>& key) {
+  auto state = std::make_unique<State>(remote);
+  state->path = path;
+  state->object = key ? object + ".enc" : object;
+  state->key = key;
+  if (key) state->encryptor = std::make_unique<Encryptor>(*key);
+  LV_ASSIGN_OR_RETURN(state->file, Env::Default().NewSequentialFile(path));
+  LV_ASSIGN_OR_RETURN(state->stream, remote.OpenUpload(state->object));
+  State* s = state.get();
+  state->thread = std::thread([s] { s->Run(); });
+  return std::unique_ptr<LiveUpload>(new LiveUpload(std::move(state)));
+}
+
+void LiveUpload::Abort() {
+  if (!state_ || state_->done) return;
+  state_->Join(/*abort=*/true);
+  state_->stream->Abort();
+  state_->done = true;
+}
+
+Result<UploadOutcome> LiveUpload::Complete(Env& env, const std::string& backup_dir,
+                                           const std::string& id) {
+  State& s = *state_;
+  if (s.done) return Error("the upload of " + s.object + " has already ended");
+  auto fail = [&](const std::string& why) -> Error {
+    Abort();
+    return Error("uploading " + id + " to " + s.remote.Describe() + ": " + why);
+  };
+  s.Join(/*abort=*/false);
+  if (!s.status.ok()) return fail(s.status.message());
+  LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(backup_dir));
+  auto entry = catalog.Find(id);
+  if (!entry.ok()) return fail(entry.message());
+  const CatalogEntry& e = **entry;
+  // The bytes sent were read while the archive grew; they count only if they are exactly the
+  // archive that was verified and published.
+  auto sidecar = ReadWholeFile(env, Sha256SidecarPath(e.archive_path));
+  if (!sidecar.ok()) return fail(sidecar.message());
+  auto expected = ParseSha256Sidecar(*sidecar, e.archive_name);
+  if (!expected.ok()) return fail(expected.message());
+  if (s.read_hash.HexDigest() != *expected)
+    return fail("the bytes read from " + s.path + " do not hash to its sidecar's SHA-256 " +
+                *expected + "; the upload was aborted");
+  if (s.encryptor) {
+    std::string tail;
+    s.encryptor->Final(tail);
+    Status st = s.Send(tail.data(), tail.size());
+    if (!st.ok()) return fail(st.message());
+  }
+  Status finished = s.stream->Finish();
+  s.done = true;
+  if (!finished.ok())
+    return Error("uploading " + id + " to " + s.remote.Describe() + ": " + finished.message());
+  UploadOutcome out;
+  Status st = UploadMissingParent(env, s.remote, backup_dir, e, s.key, out);
+  out.objects.push_back(s.object);
+  out.encrypted = s.encryptor != nullptr;
+  out.bytes += s.sent;
+  if (st.ok())
+    st = PutSidecars(env, s.remote, backup_dir, id, s.object, s.sent_hash.HexDigest(), out);
+  if (!st.ok())
+    return Error("uploading " + id + " to " + s.remote.Describe() + ": " + st.message());
+  return out;
+}
+
 Result<UploadOutcome> UploadBackup(Env& env, Storage& remote, const std::string& backup_dir,
                                    const std::string& id, const std::optional<Key>& key) {
   LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(backup_dir));
   LV_ASSIGN_OR_RETURN(const CatalogEntry* entry, catalog.Find(id));
-  UploadOutcome out;
-  // An incremental is useless off-site without its chain: missing ancestors go up first.
-  if (entry->manifest && !entry->manifest->parent.empty()) {
-    LV_ASSIGN_OR_RETURN(auto present, ListRemoteBackups(remote));
-    bool there = false;
-    for (const auto& b : present) there = there || b.id == entry->manifest->parent;
-    if (!there) {
-      LV_ASSIGN_OR_RETURN(UploadOutcome parent,
-                          UploadBackup(env, remote, backup_dir, entry->manifest->parent, key));
-      out.objects = parent.objects;
-      out.bytes = parent.bytes;
-    }
+  if (remote.StreamsUploads()) {
+    // One read of the archive: hashed, encrypted and sent in the same pass, no .enc file.
+    LV_ASSIGN_OR_RETURN(auto live,
+                        LiveUpload::Start(remote, entry->archive_path, entry->archive_name, key));
+    return live->Complete(env, backup_dir, entry->id);
   }
+  UploadOutcome out;
+  auto failed = [&](const Status& st) {
+    return Error("uploading " + entry->id + " to " + remote.Describe() + ": " + st.message());
+  };
+  // Ancestors first here: nothing of this backup is on the remote if one of them fails.
+  Status parent = UploadMissingParent(env, remote, backup_dir, *entry, key, out);
+  if (!parent.ok()) return parent.error();
   std::string local = entry->archive_path;
   std::string object = entry->archive_name;
   std::string scratch;
   if (key) {
+    // rsync and folders take files: the encrypted copy is a scratch file beside the backups.
     object += ".enc";
     scratch = Scratch(backup_dir, object);
     LV_RETURN_IF_ERROR(EncryptFile(local, scratch, *key, env));
     local = scratch;
     out.encrypted = true;
   }
-  auto cleanup = [&]() {
-    if (!scratch.empty()) env.RemoveFile(scratch);
-  };
   auto digest = Sha256OfFile(env, local);
-  if (!digest.ok()) {
-    cleanup();
-    return digest.error();
-  }
   std::error_code ec;
   out.bytes += static_cast<int64_t>(fs::file_size(local, ec));
-  Status put = remote.Put(object, local);
+  Status put = digest.ok() ? remote.Put(object, local) : digest.status();
   if (put.ok()) {
     out.objects.push_back(object);
-    // Sidecars go up through a scratch file: the storage drivers upload files.
-    std::string side = Scratch(backup_dir, object + ".sha256");
-    put = WriteFileAtomically(env, side, Sha256SidecarContent(*digest, object), 0600);
-    if (put.ok())
-      put = remote.Put(entry->id + ".manifest.json", ManifestSidecarPath(backup_dir, entry->id));
-    if (put.ok()) put = remote.Put(object + ".sha256", side);
-    env.RemoveFile(side);
-    if (put.ok()) {
-      out.objects.push_back(entry->id + ".manifest.json");
-      out.objects.push_back(object + ".sha256");
-    }
+    put = PutSidecars(env, remote, backup_dir, entry->id, object, *digest, out);
   }
-  cleanup();
-  if (!put.ok())
-    return Error("uploading " + entry->id + " to " + remote.Describe() + ": " + put.message());
+  if (!scratch.empty()) env.RemoveFile(scratch);
+  if (!put.ok()) return failed(put);
   return out;
 }
 

@@ -31,11 +31,41 @@ struct UploadOutcome {
   int64_t bytes = 0;
 };
 
-// Uploads backup `id` from `backup_dir`: the archive (encrypted to <archive>.enc when `key` is
-// set) first, then its .sha256 and the manifest. A backup counts as present on the remote once
-// its .sha256 is there, so an interrupted upload never looks complete.
+// Uploads backup `id` from `backup_dir`: the archive (encrypted as <archive>.enc when `key` is
+// set; streamed through the encryption to S3, through a scratch file to other remotes) first, then
+// its .sha256 and the manifest. A backup counts as present on the remote once its .sha256 is there,
+// so an interrupted upload never looks complete.
 Result<UploadOutcome> UploadBackup(Env& env, Storage& remote, const std::string& backup_dir,
                                    const std::string& id, const std::optional<Key>& key);
+
+// An archive sent to a streaming remote (S3) while the backup is still writing it: a thread
+// follows the growing file, encrypts it when a key is set and sends each part as it fills, so
+// the off-site copy needs no second local file and ends soon after the local backup. Nothing is
+// visible under the object's name before Complete.
+class LiveUpload {
+ public:
+  // Starts following `path` (an archive being written, or a finished one) as `object`, plus
+  // ".enc" with a key.
+  static Result<std::unique_ptr<LiveUpload>> Start(Storage& remote, const std::string& path,
+                                                   const std::string& object,
+                                                   const std::optional<Key>& key);
+  ~LiveUpload();
+  LiveUpload(const LiveUpload&) = delete;
+  LiveUpload& operator=(const LiveUpload&) = delete;
+
+  // Call once backup `id` is published in `backup_dir`: sends the rest of the file, refuses the
+  // copy unless the bytes read hash to the archive's SHA-256 from its sidecar, completes the
+  // object, uploads any ancestor the remote lacks, then the manifest and last the .sha256.
+  Result<UploadOutcome> Complete(Env& env, const std::string& backup_dir, const std::string& id);
+  // The backup failed: stops and aborts the upload; nothing is left under the object's name.
+  void Abort();
+
+  struct State;
+
+ private:
+  explicit LiveUpload(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
 
 struct RemoteBackup {
   std::string id;

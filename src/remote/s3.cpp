@@ -351,6 +351,8 @@ class S3Storage final : public Storage {
     return upload.Finish();
   }
 
+  bool StreamsUploads() const override { return true; }
+
   Result<std::unique_ptr<UploadStream>> OpenUpload(const std::string& name) override {
     LV_RETURN_IF_ERROR(ValidateObjectName(name));
     return std::unique_ptr<UploadStream>(std::make_unique<S3Upload>(*this, name, Key(name)));

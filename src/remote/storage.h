@@ -54,6 +54,8 @@ class Storage {
   // Streaming upload; the stream must not outlive this storage. S3 sends parts as bytes
   // arrive; the default (local, rsync) spools to a file in $TMPDIR and calls Put at Finish.
   virtual Result<std::unique_ptr<UploadStream>> OpenUpload(const std::string& name);
+  // True when OpenUpload sends bytes as they come (S3) rather than spooling them to a file.
+  virtual bool StreamsUploads() const { return false; }
   // For messages: "s3://bucket/prefix (endpoint http://...)", "/srv/backups", "host:/path".
   virtual std::string Describe() const = 0;
 };
