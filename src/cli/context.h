@@ -50,6 +50,7 @@ using CommandBody = std::function<Result<int>()>;
 // Each command file registers its subcommand and sets `*body` for main to run.
 void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddListCommand(CLI::App& app, Context& ctx, CommandBody* body);
+void AddUploadCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddVerifyCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddPruneCommand(CLI::App& app, Context& ctx, CommandBody* body);
 void AddConsolidateCommand(CLI::App& app, Context& ctx, CommandBody* body);

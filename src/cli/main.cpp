@@ -68,6 +68,7 @@ int main(int argc, char** argv) {
   CommandBody body;
   AddBackupCommand(app, ctx, &body);
   AddListCommand(app, ctx, &body);
+  AddUploadCommand(app, ctx, &body);
   AddVerifyCommand(app, ctx, &body);
   AddPruneCommand(app, ctx, &body);
   AddConsolidateCommand(app, ctx, &body);

@@ -122,7 +122,7 @@ struct LiveUpload::State {
   std::unique_ptr<SequentialFile> file;
   std::unique_ptr<UploadStream> stream;
   Sha256 read_hash;  // the archive's bytes: must match its sidecar
-  Sha256 sent_hash;  // the object's bytes: its .sha256 on the remote
+  Sha256 sent_hash;  // the object's bytes when encrypted: its .sha256 on the remote
   int64_t sent = 0;
   std::mutex mu;
   std::condition_variable wake;
@@ -136,7 +136,7 @@ struct LiveUpload::State {
 
   Status Send(const char* data, size_t size) {
     if (size == 0) return Status::Ok();
-    sent_hash.Update(data, size);
+    if (encryptor) sent_hash.Update(data, size);  // else the object is the archive: read_hash
     sent += static_cast<int64_t>(size);
     return stream->Append(data, size);
   }
@@ -239,7 +239,8 @@ Result<UploadOutcome> LiveUpload::Complete(Env& env, const std::string& backup_d
   if (!sidecar.ok()) return fail(sidecar.message());
   auto expected = ParseSha256Sidecar(*sidecar, e.archive_name);
   if (!expected.ok()) return fail(expected.message());
-  if (s.read_hash.HexDigest() != *expected)
+  const std::string read_digest = s.read_hash.HexDigest();
+  if (read_digest != *expected)
     return fail("the bytes read from " + s.path + " do not hash to its sidecar's SHA-256 " +
                 *expected + "; the upload was aborted");
   if (s.encryptor) {
@@ -258,7 +259,8 @@ Result<UploadOutcome> LiveUpload::Complete(Env& env, const std::string& backup_d
   out.encrypted = s.encryptor != nullptr;
   out.bytes += s.sent;
   if (st.ok())
-    st = PutSidecars(env, s.remote, backup_dir, id, s.object, s.sent_hash.HexDigest(), out);
+    st = PutSidecars(env, s.remote, backup_dir, id, s.object,
+                     s.encryptor ? s.sent_hash.HexDigest() : read_digest, out);
   if (!st.ok())
     return Error("uploading " + id + " to " + s.remote.Describe() + ": " + st.message());
   return out;

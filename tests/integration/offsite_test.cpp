@@ -96,6 +96,36 @@ TEST_F(OffsiteTest, FolderRemoteEncryptedRoundTripAndTampering) {
   EXPECT_NE(unknown.err.find("no remote named 'nowhere'"), std::string::npos) << unknown.err;
 }
 
+// The off-site copy retried later: a backup whose upload failed (remote down) goes up with
+// `upload`, its parent first; --dry-run sends nothing.
+TEST_F(OffsiteTest, UploadCommandCopiesABackupAndItsChainLater) {
+  fs::path remote = tmp_.path() / "offsite";
+  fs::create_directories(remote);
+  WriteFile(root_ / "lakevault.yaml", "remotes:\n  dr: {type: local, path: " + remote.string() +
+                                          "}\nencryption: {key_file: backup.key}\n");
+  ASSERT_EQ(Run({"backup", "--full"}).exit_code, 0);
+  WriteFile(root_ / "data/lake/option_legs/extra.bin", "new data");
+  auto inc =
+      Run({"backup", "--incremental", "--json"}, {{"LAKEVAULT_NOW", "2030-01-02T17:00:00Z"}});
+  ASSERT_EQ(inc.exit_code, 0) << inc.err;
+  const std::string id = nlohmann::json::parse(inc.out)["id"];
+  auto dry = Run({"upload", "--remote", "dr", "--dry-run", "--json"});
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_EQ(nlohmann::json::parse(dry.out)["id"], id);
+  EXPECT_TRUE(fs::is_empty(remote));
+  auto up = Run({"upload", "latest", "--remote", "dr", "--json"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  auto doc = nlohmann::json::parse(up.out);
+  EXPECT_TRUE(doc["uploads"][0]["encrypted"].get<bool>());
+  EXPECT_EQ(doc["uploads"][0]["objects"].size(), 6u) << up.out;  // parent's three, then its own
+  auto list = Run({"list", "--remote", "dr", "--json"});
+  EXPECT_EQ(nlohmann::json::parse(list.out)["backups"].size(), 2u) << list.out;
+  EXPECT_EQ(Run({"verify", "--remote", "dr", "--all"}).exit_code, 0);
+  auto missing = Run({"upload", "backup_19990101_000000", "--remote", "dr"});
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_EQ(Lines(missing.err).size(), 1u) << missing.err;
+}
+
 // prune, verify and drill against a remote, with the local backup folder out of the picture.
 TEST_F(OffsiteTest, PruneVerifyAndDrillWorkOnTheRemote) {
   fs::path remote = tmp_.path() / "offsite";
