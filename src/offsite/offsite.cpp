@@ -221,7 +221,19 @@ void LiveUpload::Abort() {
 
 Result<UploadOutcome> LiveUpload::Complete(Env& env, const std::string& backup_dir,
                                            const std::string& id) {
+  auto catalog = Catalog::Load(backup_dir);
+  auto entry = catalog.ok() ? catalog->Find(id) : Result<const CatalogEntry*>(catalog.error());
+  if (!entry.ok()) {
+    Abort();
+    return Error("uploading " + id + " to " + state_->remote.Describe() + ": " + entry.message());
+  }
+  return Complete(env, backup_dir, **entry);
+}
+
+Result<UploadOutcome> LiveUpload::Complete(Env& env, const std::string& backup_dir,
+                                           const CatalogEntry& e) {
   State& s = *state_;
+  const std::string& id = e.id;
   if (s.done) return Error("the upload of " + s.object + " has already ended");
   auto fail = [&](const std::string& why) -> Error {
     Abort();
@@ -229,10 +241,6 @@ Result<UploadOutcome> LiveUpload::Complete(Env& env, const std::string& backup_d
   };
   s.Join(/*abort=*/false);
   if (!s.status.ok()) return fail(s.status.message());
-  LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(backup_dir));
-  auto entry = catalog.Find(id);
-  if (!entry.ok()) return fail(entry.message());
-  const CatalogEntry& e = **entry;
   // The bytes sent were read while the archive grew; they count only if they are exactly the
   // archive that was verified and published.
   auto sidecar = ReadWholeFile(env, Sha256SidecarPath(e.archive_path));
@@ -274,7 +282,7 @@ Result<UploadOutcome> UploadBackup(Env& env, Storage& remote, const std::string&
     // One read of the archive: hashed, encrypted and sent in the same pass, no .enc file.
     LV_ASSIGN_OR_RETURN(auto live,
                         LiveUpload::Start(remote, entry->archive_path, entry->archive_name, key));
-    return live->Complete(env, backup_dir, entry->id);
+    return live->Complete(env, backup_dir, *entry);
   }
   UploadOutcome out;
   auto failed = [&](const Status& st) {

@@ -17,6 +17,8 @@
 
 namespace lakevault {
 
+struct CatalogEntry;
+
 // A remote from the config by name, or given directly as "s3://bucket/prefix" (endpoint and
 // region from AWS_ENDPOINT_URL/AWS_REGION or the first s3 remote's settings), "user@host:/path"
 // (rsync) or an absolute folder path (local).
@@ -59,6 +61,10 @@ class LiveUpload {
   Result<UploadOutcome> Complete(Env& env, const std::string& backup_dir, const std::string& id);
   // The backup failed: stops and aborts the upload; nothing is left under the object's name.
   void Abort();
+
+  // The same, for an entry of a catalog the caller has already loaded.
+  Result<UploadOutcome> Complete(Env& env, const std::string& backup_dir,
+                                 const CatalogEntry& entry);
 
   struct State;
 

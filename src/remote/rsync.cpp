@@ -101,7 +101,7 @@ class RsyncStorage final : public Storage {
         st.message().find("exited with 23") != std::string::npos) {
       st = Error(what + ": no such object in " + config_.dest);
     }
-    if (st.ok()) st = SyncFile(temp);
+    if (st.ok()) st = Env::Default().SyncFile(temp);
     if (st.ok()) st = Env::Default().Rename(temp, local_path, /*no_replace=*/false);
     if (!st.ok()) {
       ::unlink(temp.c_str());
@@ -246,16 +246,6 @@ class RsyncStorage final : public Storage {
     }
     return Error(what + ": " + argv[0] + " exited with " + std::to_string(r.exit_code) +
                  (detail.empty() ? "" : ": " + detail));
-  }
-
-  static Status SyncFile(const std::string& path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return ErrnoError("opening " + path, errno);
-    int rc = ::fsync(fd);
-    int err = errno;
-    ::close(fd);
-    if (rc != 0) return ErrnoError("fsync " + path, err);
-    return Status::Ok();
   }
 
   RsyncConfig config_;

@@ -167,14 +167,7 @@ TEST(Soak, JobsLoopWhileAWriterCommitsWithoutGrowth) {
       std::this_thread::sleep_for(pause);
     }
   });
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } joiner{stop, writer};
+  ThreadJoiner joiner{stop, writer};
 
   std::map<std::string, std::vector<Usage>> usage;
   int iterations = 0;

@@ -223,15 +223,7 @@ TEST(DeltaBackup, BackupsWhileAWriterCommitsRestoreToCompleteVersions) {
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
   });
-  // Joined however the test ends, so a failed assertion reports instead of aborting.
-  struct Joiner {
-    std::atomic<bool>& stop;
-    std::thread& t;
-    ~Joiner() {
-      stop = true;
-      if (t.joinable()) t.join();
-    }
-  } joiner{stop, writer};
+  ThreadJoiner joiner{stop, writer};
   std::vector<std::string> archives;
   std::vector<int64_t> versions;
   for (int i = 0; i < 20; ++i) {

@@ -121,9 +121,17 @@ TEST_F(OffsiteTest, UploadCommandCopiesABackupAndItsChainLater) {
   auto list = Run({"list", "--remote", "dr", "--json"});
   EXPECT_EQ(nlohmann::json::parse(list.out)["backups"].size(), 2u) << list.out;
   EXPECT_EQ(Run({"verify", "--remote", "dr", "--all"}).exit_code, 0);
+  // Bad input: an unknown id, an unknown remote. One line each; nothing local changes.
+  const auto backups = TreeDigest(root_ / "backups");
+  const auto lake = TreeDigest(root_ / "data/lake");
   auto missing = Run({"upload", "backup_19990101_000000", "--remote", "dr"});
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_EQ(Lines(missing.err).size(), 1u) << missing.err;
+  auto nowhere = Run({"upload", "--remote", "nowhere"});
+  EXPECT_NE(nowhere.exit_code, 0);
+  EXPECT_EQ(Lines(nowhere.err).size(), 1u) << nowhere.err;
+  EXPECT_EQ(TreeDigest(root_ / "backups"), backups);
+  EXPECT_EQ(TreeDigest(root_ / "data/lake"), lake);
 }
 
 // prune, verify and drill against a remote, with the local backup folder out of the picture.

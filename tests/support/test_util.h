@@ -1,9 +1,11 @@
 // Shared helpers for tests: temporary folders, running the real binary, comparing trees.
 #pragma once
 
+#include <atomic>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace lakevault::testing {
@@ -56,6 +58,17 @@ std::string CommitName(int64_t v);
 
 // A Delta table appended to the way Delta writers do: the data file first, then the commit
 // under a temporary name renamed into place, so a reader never sees a half-written commit.
+// Sets `stop` and joins `thread` however the test ends, so a failed assertion reports instead
+// of aborting on a joinable std::thread.
+struct ThreadJoiner {
+  std::atomic<bool>& stop;
+  std::thread& thread;
+  ~ThreadJoiner() {
+    stop = true;
+    if (thread.joinable()) thread.join();
+  }
+};
+
 class DeltaWriter {
  public:
   explicit DeltaWriter(std::filesystem::path dir);
