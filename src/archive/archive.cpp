@@ -30,6 +30,7 @@ struct ArchiveWriter::Impl {
   struct archive* a = nullptr;
   std::unique_ptr<WritableFile> file;
   std::unique_ptr<ParallelGzipSink> gzip;  // set for .tar.gz: libarchive writes plain tar to it
+  bool default_gzip_levels = false;        // no level configured: chosen per file (GzipLevelFor)
   Sha256 hash;
   Status io_status;  // the first failure of the output callback, kept for a precise message
   int64_t* bytes_written = nullptr;
@@ -71,6 +72,7 @@ Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(Env& env, const std
       impl.gzip = std::make_unique<ParallelGzipSink>(
           *impl.file, &impl.hash, level > 0 ? std::min(level, 12) : kDefaultGzipLevel,
           WorkerPool::DefaultThreads(), kGzipBlockSize);
+      impl.default_gzip_levels = level <= 0;
       rc = archive_write_add_filter_none(impl.a);
       break;
     }
@@ -85,8 +87,10 @@ Result<std::unique_ptr<ArchiveWriter>> ArchiveWriter::Create(Env& env, const std
       break;
   }
   if (rc != ARCHIVE_OK) return ArchiveError(impl.a, "setting up compression for " + path);
-  // Larger writes into the compressor; no padding after the end-of-archive marker.
-  archive_write_set_bytes_per_block(impl.a, 64 * 1024);
+  // Larger writes into the file; no padding after the end-of-archive marker. The gzip sink
+  // buffers by itself, and takes each write as libarchive makes it, so that a file's bytes reach
+  // it after the level chosen for that file is set.
+  archive_write_set_bytes_per_block(impl.a, impl.gzip ? 0 : 64 * 1024);
   archive_write_set_bytes_in_last_block(impl.a, 1);
   if (archive_write_open2(impl.a, &impl, nullptr, WriteCallback, CloseCallback, nullptr) !=
       ARCHIVE_OK)
@@ -124,8 +128,16 @@ Status ArchiveWriter::WriteHeader(const ArchiveEntry& entry) {
   return Status::Ok();
 }
 
+int GzipLevelFor(const std::string& path) {
+  constexpr std::string_view kParquet = ".parquet";
+  bool parquet = path.size() >= kParquet.size() &&
+                 path.compare(path.size() - kParquet.size(), kParquet.size(), kParquet) == 0;
+  return parquet ? kColumnarGzipLevel : kDefaultGzipLevel;
+}
+
 Status ArchiveWriter::AddFile(const ArchiveEntry& entry, SequentialFile& source,
                               Sha256* content_hash) {
+  if (impl_->gzip && impl_->default_gzip_levels) impl_->gzip->SetLevel(GzipLevelFor(entry.path));
   LV_RETURN_IF_ERROR(WriteHeader(entry));
   int64_t remaining = entry.size;
   auto& buffer = impl_->buffer;
@@ -151,6 +163,7 @@ Status ArchiveWriter::AddFile(const ArchiveEntry& entry, SequentialFile& source,
 }
 
 Status ArchiveWriter::AddBytes(const ArchiveEntry& entry, const std::string& data) {
+  if (impl_->gzip && impl_->default_gzip_levels) impl_->gzip->SetLevel(GzipLevelFor(entry.path));
   ArchiveEntry e = entry;
   e.type = EntryType::kFile;
   e.size = static_cast<int64_t>(data.size());
@@ -200,6 +213,7 @@ struct ArchiveReader::Impl {
   std::unique_ptr<ReadPipeline> pipeline;
   Status io_status;
   std::string current;
+  int64_t current_size = 0;  // as its header says
   ~Impl() {
     if (a != nullptr) archive_read_free(a);
   }
@@ -275,6 +289,7 @@ Result<bool> ArchiveReader::Next(ArchiveEntry* entry) {
   }
   if (entry->hardlink && entry->type != EntryType::kOther) entry->type = EntryType::kOther;
   impl_->current = entry->path;
+  impl_->current_size = entry->size;
   return true;
 }
 
@@ -289,6 +304,10 @@ Result<size_t> ArchiveReader::Read(void* buffer, size_t size) {
 
 Result<std::string> ArchiveReader::ReadAll(size_t limit) {
   std::string data;
+  // One allocation of the size the header gives (a manifest is megabytes at thousands of files;
+  // growing by doubling held up to twice that), unless the header claims more than the limit.
+  if (impl_->current_size > 0 && static_cast<uint64_t>(impl_->current_size) <= limit)
+    data.reserve(static_cast<size_t>(impl_->current_size));
   char buffer[65536];
   while (true) {
     LV_ASSIGN_OR_RETURN(size_t n, Read(buffer, sizeof buffer));

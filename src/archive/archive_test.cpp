@@ -77,6 +77,38 @@ TEST(ArchiveReaderTest, ReadsItsOwnArchivesInEveryCompression) {
   }
 }
 
+// With no level configured, Parquet files are deflated at kColumnarGzipLevel and everything else
+// at kDefaultGzipLevel; a configured level applies to every file.
+TEST(ArchiveWriterTest, ParquetFilesGetTheColumnarLevelUnlessALevelIsSet) {
+  EXPECT_EQ(GzipLevelFor("data/lake/t/date=2026-01-05/part-0.snappy.parquet"), kColumnarGzipLevel);
+  EXPECT_EQ(GzipLevelFor("data/lake/t/_delta_log/00000000000000000000.json"), kDefaultGzipLevel);
+  EXPECT_EQ(GzipLevelFor("config/parquet"), kDefaultGzipLevel);
+  ASSERT_NE(kColumnarGzipLevel, kDefaultGzipLevel);
+
+  TempDir tmp;
+  std::string text;
+  for (int k = 0; text.size() < (2u << 20); ++k)
+    text += "2026-01-05T13:00:00Z,U0451760,AAPL," + std::to_string(k * 7919 % 100003) + "\n";
+  int archives = 0;
+  auto size_of = [&](const std::string& name, int level) {
+    std::string path = tmp.str() + "/" + std::to_string(archives++) + ".tar.gz";
+    auto writer = ArchiveWriter::Create(Env::Default(), path, Compression::kGzip, level).value();
+    ArchiveEntry e;
+    e.path = name;
+    EXPECT_TRUE(writer->AddBytes(e, text).ok());
+    EXPECT_TRUE(writer->Finish().ok());
+    auto read = ReadArchive(path);
+    EXPECT_TRUE(read.ok() && read->at(name) == text);
+    return writer->bytes_written();
+  };
+  // Names of one length, so the tar headers differ only in their bytes.
+  const std::string parquet = "t/part-0.parquet", other = "t/part-0.csvtext";
+  EXPECT_EQ(size_of(parquet, 0), size_of(parquet, kColumnarGzipLevel));
+  EXPECT_EQ(size_of(other, 0), size_of(other, kDefaultGzipLevel));
+  EXPECT_GT(std::abs(size_of(parquet, 0) - size_of(other, 0)), 1000);
+  EXPECT_LT(std::abs(size_of(parquet, 6) - size_of(other, 6)), 16);
+}
+
 TEST(ArchiveReaderTest, ReadsForeignTarGz) {
   TempDir tmp;
   auto files = SampleFiles();

@@ -13,6 +13,8 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "core/env.h"
 #include "core/result.h"
@@ -26,6 +28,9 @@ class ParallelGzipSink {
   // Compressed bytes go to `out`, and through `out_hash` when given.
   ParallelGzipSink(WritableFile& out, Sha256* out_hash, int level, int threads, size_t block_size);
   ~ParallelGzipSink();
+  // The level for the bytes written from now on (a file's contents may deserve another level
+  // than its neighbours'). Blocks that span a change are cut into members at it.
+  void SetLevel(int level);
   Status Write(const void* data, size_t size);
   // Compresses what is buffered and waits for every block to be written.
   Status Finish();
@@ -37,7 +42,9 @@ class ParallelGzipSink {
 
   WritableFile& out_;
   Sha256* out_hash_;
-  int level_;
+  int level_;                                         // for the next bytes written
+  int block_start_level_;                             // in force at the start of block_
+  std::vector<std::pair<size_t, int>> block_levels_;  // changes within block_: offset -> level
   size_t max_in_flight_;
   size_t block_size_;
   std::string block_;
