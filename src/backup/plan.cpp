@@ -41,9 +41,13 @@ std::string Relative(const fs::path& path, const fs::path& root) {
   return path.lexically_relative(root).generic_string();
 }
 
-Result<PlannedFile> StatFile(const fs::path& path, const fs::path& root) {
+// `vanished` (optional) tells a path that does not exist from other failures.
+Result<PlannedFile> StatFile(const fs::path& path, const fs::path& root, bool* vanished = nullptr) {
   struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) return ErrnoError("reading " + path.string(), errno);
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (vanished) *vanished = errno == ENOENT;
+    return ErrnoError("reading " + path.string(), errno);
+  }
   PlannedFile file;
   file.absolute_path = path.string();
   file.relative_path = Relative(path, root);
@@ -66,31 +70,41 @@ Result<PlannedFile> StatFile(const fs::path& path, const fs::path& root) {
 }
 
 // Every file below `dir`, sorted, symlinks kept as links (never followed out of the lake).
+// Files `skip` names are left out without a stat: a table's data files were stat'ed already when
+// its snapshot named them, and a lake of small files is mostly such calls. Entry types come from
+// the directory listing where the file system gives them.
 Status WalkFiles(const fs::path& dir, const fs::path& root, std::vector<PlannedFile>& files,
-                 std::set<std::string>& directories, bool tolerate_vanish = false) {
-  std::vector<fs::path> entries;
+                 std::set<std::string>& directories, bool tolerate_vanish = false,
+                 const std::function<bool(const fs::path&)>& skip = nullptr) {
+  std::vector<std::pair<fs::path, fs::file_type>> entries;
   std::error_code ec;
   fs::directory_iterator it(dir, ec);
   if (ec) {
     if (tolerate_vanish && ec == std::errc::no_such_file_or_directory) return Status::Ok();
     return Error("reading folder " + dir.string() + ": " + ec.message());
   }
-  for (const auto& entry : it) entries.push_back(entry.path());
+  for (const auto& entry : it) {
+    std::error_code type_ec;
+    fs::file_type type = entry.is_symlink(type_ec)     ? fs::file_type::symlink
+                         : entry.is_directory(type_ec) ? fs::file_type::directory
+                                                       : fs::file_type::regular;
+    if (type_ec) type = fs::file_type::none;  // vanished or unreadable: StatFile reports it
+    entries.emplace_back(entry.path(), type);
+  }
   std::sort(entries.begin(), entries.end());
   directories.insert(Relative(dir, root));
-  for (const auto& path : entries) {
-    auto status = fs::symlink_status(path, ec);
-    // A writer's staging file may be renamed away between listing and stat.
-    if (tolerate_vanish && status.type() == fs::file_type::not_found) continue;
-    if (ec) return Error("reading " + path.string() + ": " + ec.message());
-    if (fs::is_directory(status)) {
-      LV_RETURN_IF_ERROR(WalkFiles(path, root, files, directories, tolerate_vanish));
-    } else {
-      auto file = StatFile(path, root);
-      if (!file.ok() && tolerate_vanish && !fs::exists(fs::symlink_status(path, ec))) continue;
-      if (!file.ok()) return file.status();
-      files.push_back(std::move(file).value());
+  for (const auto& [path, type] : entries) {
+    if (type == fs::file_type::directory) {
+      LV_RETURN_IF_ERROR(WalkFiles(path, root, files, directories, tolerate_vanish, skip));
+      continue;
     }
+    if (skip && skip(path)) continue;
+    bool vanished = false;
+    auto file = StatFile(path, root, &vanished);
+    // A writer's staging file may be renamed away between listing and stat.
+    if (!file.ok() && tolerate_vanish && vanished) continue;
+    if (!file.ok()) return file.status();
+    files.push_back(std::move(file).value());
   }
   return Status::Ok();
 }
@@ -180,16 +194,17 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
   for (const auto& rel : needed) {
     if (taken.count(rel)) continue;
     fs::path p = dir / rel;
-    std::error_code ec;
-    if (!fs::exists(fs::symlink_status(p, ec))) {
+    bool vanished = false;
+    auto file = StatFile(p, root, &vanished);
+    if (!file.ok() && vanished) {
       table.missing.push_back(Relative(p, root));
       continue;
     }
-    LV_ASSIGN_OR_RETURN(auto file, StatFile(p, root));
+    if (!file.ok()) return file.status();
     for (fs::path d = p.parent_path(); d != dir && d.has_parent_path(); d = d.parent_path())
       directories.insert(Relative(d, root));
     taken.insert(rel);
-    table.files.push_back(std::move(file));
+    table.files.push_back(std::move(file).value());
   }
   if (!table.missing.empty() && !options.allow_missing) {
     std::string list;
@@ -204,16 +219,18 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
   if (!options.snapshot_only) {
     std::vector<PlannedFile> rest;
     std::set<std::string> rest_dirs;
-    LV_RETURN_IF_ERROR(WalkFiles(dir, root, rest, rest_dirs, /*tolerate_vanish=*/true));
+    auto already_or_not_this_version = [&](const fs::path& path) {
+      std::string rel = path.lexically_relative(dir).generic_string();
+      if (taken.count(rel)) return true;
+      if (rel.rfind("_delta_log/", 0) != 0) return false;
+      // Log entries past the pinned version are not this version; files the protocol does not
+      // name (statistics folders, writers' leftovers) are kept, as everything else is.
+      auto kind = delta::ClassifyLogName(rel.substr(11));
+      return kind.version >= 0 || kind.kind != delta::LogFileKind::kOther;
+    };
+    LV_RETURN_IF_ERROR(WalkFiles(dir, root, rest, rest_dirs, /*tolerate_vanish=*/true,
+                                 already_or_not_this_version));
     for (auto& f : rest) {
-      std::string rel = fs::path(f.absolute_path).lexically_relative(dir).generic_string();
-      if (taken.count(rel)) continue;
-      if (rel.rfind("_delta_log/", 0) == 0) {
-        // Log entries past the pinned version are not this version; files the protocol does not
-        // name (statistics folders, writers' leftovers) are kept, as everything else is.
-        auto kind = delta::ClassifyLogName(rel.substr(11));
-        if (kind.version >= 0 || kind.kind != delta::LogFileKind::kOther) continue;
-      }
       f.may_vanish = true;
       table.files.push_back(std::move(f));
     }
