@@ -256,14 +256,15 @@ Result<KindDecision> DecideKind(const Config& config, const BackupOptions& optio
 
 Status PublishArchive(Env& env, const std::string& dir, const std::string& id,
                       const std::string& tmp_path, const std::string& final_path,
-                      const std::string& archive_sha256, const std::string& manifest_json,
-                      bool verify) {
+                      const std::string& archive_sha256, const Manifest& manifest,
+                      const std::string& manifest_json, bool verify) {
   if (verify) {
     // The archive's SHA-256 was taken from the very bytes handed to write(); hashing the file
     // again here would only read them back from the page cache. What this pass adds is an
     // independent decode: every member inflated (CRC-32 checked), every file's SHA-256 and the
-    // manifest compared, the Delta logs replayed. `lakevault verify` hashes the whole file.
-    VerifyReport report = VerifyArchive(env, id, tmp_path, std::nullopt, manifest_json);
+    // manifest compared. `lakevault verify` also hashes the whole file and replays the logs.
+    VerifyReport report = VerifyArchive(env, id, tmp_path, std::nullopt, manifest_json,
+                                        {.keep_log_members = false, .source_manifest = &manifest});
     if (!report.ok) return Error("the new archive failed verification: " + report.problems[0]);
   }
   // Sidecars first, archive name last: a final archive name always has its sidecars.
@@ -414,7 +415,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     outcome.archive_bytes = writer->bytes_written();
 
     return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
-                          manifest_json, options.verify_after);
+                          manifest, manifest_json, options.verify_after);
   };
   Status status = write();
   progress.Done();

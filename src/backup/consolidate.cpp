@@ -115,7 +115,7 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
     LV_RETURN_IF_ERROR(writer->Finish());
     outcome.archive_bytes = writer->bytes_written();
     return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
-                          manifest_json, /*verify=*/true);
+                          manifest, manifest_json, /*verify=*/true);
   };
   Status status = write();
   if (!status.ok()) {

@@ -35,7 +35,7 @@ struct PlannedTable {
   int64_t version = -1;
   std::optional<int64_t> rows;
   std::vector<PlannedFile> files;
-  std::vector<std::string> missing;  // referenced by the log but absent
+  std::vector<std::string> missing;         // referenced by the log but absent
   std::vector<std::string> absolute_paths;  // referenced outside the table: not backed up
   int64_t Bytes() const;
 };

@@ -8,6 +8,7 @@
 #include "core/env.h"
 #include "core/result.h"
 #include "core/time.h"
+#include "manifest/manifest.h"
 
 namespace lakevault {
 
@@ -23,12 +24,13 @@ std::string ChooseId(const std::string& dir, std::optional<TimePoint> fixed_now)
 // still being written.
 void RemoveStaleTemporaries(Env& env, const std::string& dir);
 
-// Verifies the finished temporary archive (when `verify`), writes the sidecars, then renames
+// Verifies the finished temporary archive (when `verify`) against `manifest` and the
+// `manifest_json` made of it, writes the sidecars, then renames
 // the archive to `final_path` without ever replacing a file, and fsyncs the folder.
 Status PublishArchive(Env& env, const std::string& dir, const std::string& id,
                       const std::string& tmp_path, const std::string& final_path,
-                      const std::string& archive_sha256, const std::string& manifest_json,
-                      bool verify);
+                      const std::string& archive_sha256, const Manifest& manifest,
+                      const std::string& manifest_json, bool verify);
 
 // After a failure: removes the temporary archive and any sidecars written for it, unless the
 // archive did reach its final name.

@@ -134,12 +134,13 @@ simdjson::dom::object Obj(simdjson::dom::element e, const char* what) {
   return o;
 }
 
-simdjson::dom::array Arr(simdjson::dom::object o, const char* key, bool required) {
+// An absent optional array is nullopt (a default dom::array has no document to iterate).
+std::optional<simdjson::dom::array> Arr(simdjson::dom::object o, const char* key, bool required) {
   simdjson::dom::element e;
   simdjson::dom::array a;
   if (o.at_key(key).get(e)) {
     if (required) throw ManifestError{std::string("missing key '") + key + "'"};
-    return a;
+    return std::nullopt;
   }
   if (e.get_array().get(a)) throw ManifestError{std::string("'") + key + "' is not an array"};
   return a;
@@ -187,11 +188,12 @@ Result<Manifest> ParseManifest(const std::string& text) {
       m.files_stored = Num<int64_t>(stats, "files_stored", 0);
       m.bytes_stored = Num<int64_t>(stats, "bytes_stored", 0);
     }
-    for (auto e : Arr(doc, "missing", false)) {
-      std::string_view v;
-      if (e.get_string().get(v)) throw ManifestError{"'missing' holds a non-string"};
-      m.missing.emplace_back(v);
-    }
+    if (auto missing = Arr(doc, "missing", false))
+      for (auto e : *missing) {
+        std::string_view v;
+        if (e.get_string().get(v)) throw ManifestError{"'missing' holds a non-string"};
+        m.missing.emplace_back(v);
+      }
     simdjson::dom::element tables_element;
     if (doc.at_key("tables").get(tables_element)) throw ManifestError{"missing key 'tables'"};
     for (auto [name, value] : Obj(tables_element, "'tables'")) {
@@ -207,7 +209,7 @@ Result<Manifest> ParseManifest(const std::string& text) {
       table.bytes = Num<int64_t>(t, "bytes", 0);
       m.tables.push_back(std::move(table));
     }
-    simdjson::dom::array files = Arr(doc, "files", true);
+    simdjson::dom::array files = *Arr(doc, "files", true);
     m.files.reserve(files.size());
     for (auto element : files) {
       simdjson::dom::object f = Obj(element, "a file entry");

@@ -173,6 +173,10 @@ TEST(ManifestTest, RefusesWhatIsNotAWellFormedManifest) {
             "malformed manifest: 'mode' is not a number in range");
   EXPECT_EQ(message(with("\"files\": [", "\"files\": 5, \"unused\": [")),
             "malformed manifest: 'files' is not an array");
+  // Optional keys may be absent.
+  auto without_missing = ParseManifest(with("\"missing\": [", "\"unused\": ["));
+  ASSERT_TRUE(without_missing.ok()) << without_missing.message();
+  EXPECT_TRUE(without_missing->missing.empty());
   EXPECT_EQ(message(with("\"tables\": {", "\"tables\": 5, \"unused\": {")),
             "malformed manifest: 'tables' is not an object");
 }

@@ -2,6 +2,7 @@
 
 #include <stdlib.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -60,7 +61,8 @@ void CheckTablesAgainstContent(const Manifest& manifest,
       if (!stream) written = false;
     }
     if (written) {
-      auto snap = delta::LoadSnapshot(Env::Default(), (scratch / "t").string(), std::nullopt);
+      auto snap = delta::LoadSnapshot(Env::Default(), (scratch / "t").string(), std::nullopt,
+                                      {.keep_actions = false});
       if (!snap.ok()) {
         report.Fail(manifest.id + ": table " + table.name +
                     ": the backed-up log is unreadable: " + snap.message());
@@ -89,7 +91,8 @@ void CheckTablesAgainstContent(const Manifest& manifest,
 
 VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& archive_path,
                            const std::optional<std::string>& expected_sha256,
-                           const std::optional<std::string>& expected_manifest_json) {
+                           const std::optional<std::string>& expected_manifest_json,
+                           const VerifyArchiveOptions& options) {
   VerifyReport report;
   report.id = id;
   Sha256 whole;
@@ -155,8 +158,9 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
     Sha256 hash;
     int64_t size = 0;
     bool failed = false;
-    const bool is_log =
-        entry.path.find("/_delta_log/") != std::string::npos && entry.size <= kLogMemberLimit;
+    const bool is_log = options.keep_log_members &&
+                        entry.path.find("/_delta_log/") != std::string::npos &&
+                        entry.size <= kLogMemberLimit;
     std::string* log_content = is_log ? &report.log_members[entry.path] : nullptr;
     while (true) {
       auto n = (*reader)->Read(buffer.data(), buffer.size());
@@ -204,19 +208,29 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
     return report;
   }
   if (!manifest_last) report.Fail(id + ": the manifest is not the archive's last member");
-  if (expected_manifest_json && *expected_manifest_json != manifest_text)
+  bool as_expected = expected_manifest_json && *expected_manifest_json == manifest_text;
+  if (expected_manifest_json && !as_expected)
     report.Fail(id + ": the manifest sidecar differs from the manifest inside the archive");
-  auto manifest = ParseManifest(manifest_text);
-  if (!manifest.ok()) {
-    report.Fail(id + ": " + manifest.message());
-    check_whole_file();
-    return report;
+  std::optional<Manifest> parsed;
+  const Manifest* manifest = options.source_manifest;
+  if (!as_expected || !manifest) {
+    auto result = ParseManifest(manifest_text);
+    if (!result.ok()) {
+      report.Fail(id + ": " + result.message());
+      check_whole_file();
+      return report;
+    }
+    parsed = std::move(result).value();
+    manifest = &*parsed;
   }
+  std::string().swap(manifest_text);
   if (manifest->id != id) report.Fail(id + ": the archive's manifest belongs to " + manifest->id);
-  std::set<std::string> expected;
+  // The paths this archive should hold, by pointer into the manifest: a set of copies was one
+  // more string per file.
+  std::vector<const std::string*> expected;
   for (const auto& file : manifest->files) {
     if (file.backup != manifest->id) continue;  // its bytes live in an ancestor's archive
-    expected.insert(file.path);
+    expected.push_back(&file.path);
     auto it = seen.find(file.path);
     if (it == seen.end()) {
       report.Fail(id + ": " + file.path + ": listed in the manifest but missing from the archive");
@@ -229,11 +243,13 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
     else if (it->second.sha256 != file.sha256)
       report.Fail(id + ": " + file.path + ": content does not match its SHA-256 (damaged)");
   }
+  auto by_value = [](const std::string* a, const std::string* b) { return *a < *b; };
+  std::sort(expected.begin(), expected.end(), by_value);
   for (const auto& [path, info] : seen)
-    if (!expected.count(path))
+    if (!std::binary_search(expected.begin(), expected.end(), &path, by_value))
       report.Fail(id + ": " + path + ": in the archive but not in the manifest");
   check_whole_file();
-  report.manifest = std::move(manifest).value();
+  report.manifest = std::move(parsed);
   return report;
 }
 

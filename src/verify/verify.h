@@ -29,13 +29,24 @@ struct VerifyReport {
   }
 };
 
+struct VerifyArchiveOptions {
+  // Keep the Delta log members in VerifyReport::log_members (VerifyBackupWithChain replays them).
+  bool keep_log_members = true;
+  // The manifest `expected_manifest_json` was written from, when the caller has it (a backup
+  // checking the archive it just wrote): when the archive's manifest is that very text it is not
+  // parsed again, and VerifyReport::manifest stays empty. At thousands of files the parse was
+  // the peak of a backup's memory.
+  const Manifest* source_manifest = nullptr;
+};
+
 // Checks the archive at `archive_path`: every member decoded (each gzip member's CRC-32), every
-// file's SHA-256 and size against the manifest, the Delta logs replayed. `expected_sha256` (the
-// sidecar's) and `expected_manifest` (the sidecar's) are compared when given; without
+// file's SHA-256 and size against the manifest, nothing missing, nothing extra. `expected_sha256`
+// (the sidecar's) and `expected_manifest` (the sidecar's) are compared when given; without
 // `expected_sha256` the whole file is not hashed.
 VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& archive_path,
                            const std::optional<std::string>& expected_sha256,
-                           const std::optional<std::string>& expected_manifest_json);
+                           const std::optional<std::string>& expected_manifest_json,
+                           const VerifyArchiveOptions& options = {});
 
 // Verifies a catalogued backup from its sidecars.
 VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& entry);
