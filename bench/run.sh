@@ -56,10 +56,13 @@ done
 # --- timing ------------------------------------------------------------------------------------
 # run_timed CMD...: runs CMD under /usr/bin/time; sets T_WALL (s), T_RSS (KB), T_RC, T_ERR (first
 # stderr line). CMD's stdout goes to $T_OUT, stderr to $T_ERRF. Never aborts the script.
+# Every command starts with no dirty pages: without the sync, the one timed after a tool that does
+# not fsync (tar, the generator) would pay for writing back that tool's output.
 run_timed() {
   local tf="$vwork/.time"
   T_OUT="$vwork/.stdout"
   T_ERRF="$vwork/.stderr"
+  sync
   if /usr/bin/time -f '%e %M' -o "$tf" "$@" >"$T_OUT" 2>"$T_ERRF"; then T_RC=0; else T_RC=$?; fi
   # On failure time writes "Command exited with non-zero status N" before the figures.
   read -r T_WALL T_RSS < <(tail -n 1 "$tf")
@@ -344,7 +347,7 @@ md.append(f"# lakevault benchmark ({datetime.datetime.now(datetime.timezone.utc)
 md.append("")
 md.append(f"Host {host}; {load}. {tools}.")
 md.append("")
-md.append("Warm page cache; wall time and peak RSS from `/usr/bin/time -f '%e %M'`"
+md.append("Warm page cache, `sync` before each command; wall time and peak RSS from `/usr/bin/time -f '%e %M'`"
           + (f", median wall time of {nruns} runs (largest peak RSS)" if nruns > 1 else ", one run")
           + "; MB = MiB; MB/s = lake size / wall time; output = archive, repository growth or restored tree.")
 for v in variants:
