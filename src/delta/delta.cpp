@@ -14,6 +14,7 @@
 #include <set>
 #include <string_view>
 #include <thread>
+#include <utility>
 
 #include "parquet/parquet.h"
 
@@ -287,7 +288,8 @@ class LiveSet {
     }
     index_[hole] = kNone;
     --used_;
-    files_[slot] = FileAction();  // its strings go now; the slot is taken by a later add
+    // Moved out, not assigned over: a string assigned a short one keeps its buffer.
+    (void)std::exchange(files_[slot], FileAction());  // the slot is taken by a later add
     free_.push_back(slot);
   }
 

@@ -62,14 +62,16 @@ struct Model {
   std::map<ModelKey, int64_t> tombstones;  // key -> version of the last remove
 };
 
-// Writes commit 0 (protocol, metadata) and `commits` commits of random actions over a small pool
-// of paths, so that paths come back, are removed when never added, or live with several DVs.
-Model WriteRandomTable(const fs::path& table, uint32_t seed, int commits) {
+// Writes commit 0 (protocol, metadata) and `commits` commits of up to `max_actions` random
+// actions each over a pool of `pool` paths: with a small pool, paths come back, are removed when
+// never added, or live with several DVs.
+Model WriteRandomTable(const fs::path& table, uint32_t seed, int commits, int pool = 24,
+                       int max_actions = 10) {
   std::mt19937 rng(seed);
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<uint32_t>(n)); };
   // Encoded as in the log -> decoded, as the snapshot reports it.
   std::vector<std::pair<std::string, std::string>> paths;
-  for (int i = 0; i < 24; ++i) {
+  for (int i = 0; i < pool; ++i) {
     std::string p = "d=" + std::to_string(i % 3) + "/part-" + std::to_string(i) + ".parquet";
     paths.emplace_back(p, p);
   }
@@ -91,7 +93,7 @@ Model WriteRandomTable(const fs::path& table, uint32_t seed, int commits) {
           "\n");
   for (int v = 1; v <= commits; ++v) {
     std::string text = nlohmann::json{{"commitInfo", {{"operation", "WRITE"}}}}.dump() + "\n";
-    int actions = 1 + pick(10);
+    int actions = 1 + pick(max_actions);
     for (int k = 0; k < actions; ++k) {
       auto& [encoded, decoded] = paths[pick(static_cast<int>(paths.size()))];
       // Mostly no deletion vector, so that most lines take the fast path.
@@ -224,4 +226,19 @@ TEST(SnapshotReplay, EveryVersionOfARandomTable) {
     ASSERT_TRUE(light.ok()) << light.message();
     ExpectModel(*light, m, false);
   }
+}
+
+// Enough live files for the final sort to run on two threads (from 32,768 on).
+TEST(SnapshotReplay, LargeRandomTable) {
+  lt::TempDir tmp;
+  fs::path table = tmp.path() / "t";
+  Model m = WriteRandomTable(table, 7, 80, 100000, 2000);
+  ASSERT_GE(m.live.size(), 35000u);
+  auto light =
+      delta::LoadSnapshot(Env::Default(), table.string(), std::nullopt, {.keep_actions = false});
+  ASSERT_TRUE(light.ok()) << light.message();
+  ExpectModel(*light, m, false);
+  auto full = delta::LoadSnapshot(Env::Default(), table.string());
+  ASSERT_TRUE(full.ok()) << full.message();
+  ExpectModel(*full, m, true);
 }
