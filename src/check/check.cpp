@@ -5,7 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -19,17 +21,17 @@ namespace lakevault {
 
 namespace {
 
-// What the check learns from the filesystem about one live file.
+// What the check learns from the filesystem about one live file. Small: there is one per live
+// file, and only files without stats have a footer read.
 struct Probe {
-  bool exists = false;
-  int64_t size = 0;
-  std::optional<Result<int64_t>> footer_rows;  // files without stats only
+  int64_t size = -1;                             // -1: missing
+  std::unique_ptr<Result<int64_t>> footer_rows;  // files without stats only
 };
 
 // Probes files[begin, end): a stat relative to an open handle on the parent folder, so the
 // kernel walks the table's path once per folder instead of once per file (300,000 files share
 // a few hundred folders). A path the handle cannot take is stat'ed whole, as before.
-void ProbeRange(Env& env, const std::string& table_dir, const std::vector<delta::FileAction>& files,
+void ProbeRange(Env& env, const std::string& table_dir, const std::deque<delta::FileAction>& files,
                 size_t begin, size_t end, std::vector<Probe>& out) {
   int dir_fd = -1;
   std::string dir_rel;
@@ -51,14 +53,14 @@ void ProbeRange(Env& env, const std::string& table_dir, const std::vector<delta:
     struct stat st;
     bool found = !base.empty() && dir_fd >= 0 && ::fstatat(dir_fd, base.c_str(), &st, 0) == 0;
     if (!found) found = ::stat(full.c_str(), &st) == 0;
-    Probe& p = out[i];
-    p.exists = found;
     if (!found) continue;
+    Probe& p = out[i];
     p.size = st.st_size;
     // Only files without stats are opened: their footer is the only other source of rows.
     if (!f.num_records) {
       auto md = parquet::ReadFileMetadata(env, full);
-      p.footer_rows = md.ok() ? Result<int64_t>(md->num_rows) : Result<int64_t>(md.status());
+      p.footer_rows = std::make_unique<Result<int64_t>>(md.ok() ? Result<int64_t>(md->num_rows)
+                                                                : Result<int64_t>(md.status()));
     }
   }
   if (dir_fd >= 0) ::close(dir_fd);
@@ -67,7 +69,7 @@ void ProbeRange(Env& env, const std::string& table_dir, const std::vector<delta:
 // Probes every file, on up to four threads: stat is a system call per file, and a big table's
 // check is mostly those calls once its log is read.
 std::vector<Probe> ProbeFiles(Env& env, const std::string& table_dir,
-                              const std::vector<delta::FileAction>& files) {
+                              const std::deque<delta::FileAction>& files) {
   std::vector<Probe> out(files.size());
   size_t threads = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 4);
   if (files.size() < 4096) threads = 1;
@@ -122,7 +124,7 @@ TableHealth CheckTable(Env& env, const std::string& table_dir, const std::string
       if (!f.num_records) footers_complete = false;
       continue;
     }
-    if (!probe.exists) {
+    if (probe.size < 0) {
       h.missing_files.push_back(f.path);
       footers_complete = false;
       continue;

@@ -10,10 +10,11 @@
 #include <filesystem>
 #include <functional>
 #include <mutex>
+#include <numeric>
 #include <set>
 #include <string_view>
 #include <thread>
-#include <unordered_map>
+#include <utility>
 
 #include "parquet/parquet.h"
 
@@ -194,37 +195,189 @@ Result<FileAction> ToFileAction(const nlohmann::json& a, int64_t version, bool k
   if (p == a.end() || !p->is_string()) return Error("file action without a path");
   LV_RETURN_IF_ERROR(SetPath(p->get<std::string>(), f));
   if (auto s = a.find("size"); s != a.end() && s->is_number_integer()) f.size = s->get<int64_t>();
-  if (auto pv = a.find("partitionValues"); pv != a.end() && pv->is_object())
+  // nlohmann's objects are sorted by key, duplicates resolved: the pairs come out sorted.
+  if (auto pv = a.find("partitionValues"); keep_action && pv != a.end() && pv->is_object())
     for (auto& [k, v] : pv->items())
-      f.partition_values[k] = v.is_string() ? v.get<std::string>() : "";
+      f.partition_values.emplace_back(k, v.is_string() ? v.get<std::string>() : "");
   if (stats) f.num_records = NumRecords(a, *stats);
   if (auto d = a.find("deletionVector"); d != a.end() && d->is_object()) {
-    DeletionVector dv;
-    dv.storage_type = d->value("storageType", "");
-    dv.path_or_inline = d->value("pathOrInlineDv", "");
-    if (auto o = d->find("offset"); o != d->end() && o->is_number_integer()) dv.offset = *o;
-    if (auto o = d->find("sizeInBytes"); o != d->end() && o->is_number_integer()) dv.size = *o;
+    auto dv = std::make_shared<DeletionVector>();
+    dv->storage_type = d->value("storageType", "");
+    dv->path_or_inline = d->value("pathOrInlineDv", "");
+    if (auto o = d->find("offset"); o != d->end() && o->is_number_integer()) dv->offset = *o;
+    if (auto o = d->find("sizeInBytes"); o != d->end() && o->is_number_integer()) dv->size = *o;
     if (auto o = d->find("cardinality"); o != d->end() && o->is_number_integer())
-      dv.cardinality = *o;
-    LV_ASSIGN_OR_RETURN(dv.file, DeletionVectorFile(dv.storage_type, dv.path_or_inline));
-    f.dv = dv;
+      dv->cardinality = *o;
+    LV_ASSIGN_OR_RETURN(dv->file, DeletionVectorFile(dv->storage_type, dv->path_or_inline));
+    f.dv = std::move(dv);
   }
   return f;
 }
 
-std::string Key(const FileAction& f) {
-  if (!f.dv) return f.path;
-  return f.path + "\n" + f.dv->storage_type + f.dv->path_or_inline + "@" +
-         std::to_string(f.dv->offset);
+// What tells apart two actions on one path: the deletion vector, ordered as a key string
+// path + DvKey() sorts ("" first, so a file without one comes before its versions with one).
+std::string DvKey(const FileAction& f) {
+  if (!f.dv) return "";
+  return "\n" + f.dv->storage_type + f.dv->path_or_inline + "@" + std::to_string(f.dv->offset);
 }
+
+std::string Key(const FileAction& f) { return f.path + DvKey(f); }
+
+bool SameFile(const FileAction& a, const FileAction& b) {
+  if (a.path != b.path || !a.dv != !b.dv) return false;
+  return !a.dv || (a.dv->storage_type == b.dv->storage_type &&
+                   a.dv->path_or_inline == b.dv->path_or_inline && a.dv->offset == b.dv->offset);
+}
+
+size_t HashFile(const FileAction& f) {
+  size_t h = std::hash<std::string_view>()(f.path);
+  if (f.dv)
+    h ^= std::hash<std::string_view>()(f.dv->path_or_inline) * 31 +
+         std::hash<int64_t>()(f.dv->offset);
+  return h;
+}
+
+// Snapshot order: by path, then by deletion vector as the key strings sort.
+bool FileBefore(const FileAction& a, const FileAction& b) {
+  int c = a.path.compare(b.path);
+  if (c != 0) return c < 0;
+  return DvKey(a) < DvKey(b);  // rare: one path live with several deletion vectors
+}
+
+// The live files of a replay, each held once, in the snapshot's own deque: the index refers to
+// them by slot, not by a copy of their path. (A map keyed by path held every path twice and
+// then the snapshot's vector moved them once more: about 1 KB per live file at the peak.)
+class LiveSet {
+ public:
+  explicit LiveSet(std::deque<FileAction>& files) : files_(files), index_(16, kNone) {}
+  LiveSet(const LiveSet&) = delete;
+  LiveSet& operator=(const LiveSet&) = delete;
+
+  void Add(FileAction f) {
+    size_t bucket = Find(f);
+    if (index_[bucket] != kNone) {
+      files_[index_[bucket]] = std::move(f);  // same path and DV: the same slot and hash
+      return;
+    }
+    uint32_t slot;
+    if (free_.empty()) {
+      slot = static_cast<uint32_t>(files_.size());
+      files_.push_back(std::move(f));
+    } else {
+      slot = free_.back();
+      free_.pop_back();
+      files_[slot] = std::move(f);
+    }
+    index_[bucket] = slot;
+    if (++used_ * 2 > index_.size()) Grow();
+  }
+
+  void Remove(const FileAction& f) {
+    size_t hole = Find(f);
+    uint32_t slot = index_[hole];
+    if (slot == kNone) return;
+    // Backward shift: the rest of the probe run moves up over the hole, so that no lookup stops
+    // early at it (no markers for deleted buckets).
+    size_t mask = index_.size() - 1;
+    for (size_t next = (hole + 1) & mask; index_[next] != kNone; next = (next + 1) & mask) {
+      size_t home = HashFile(files_[index_[next]]) & mask;
+      if (((next - home) & mask) >= ((next - hole) & mask)) {  // the hole is on its probe run
+        index_[hole] = index_[next];
+        hole = next;
+      }
+    }
+    index_[hole] = kNone;
+    --used_;
+    // Moved out, not assigned over: a string assigned a short one keeps its buffer.
+    (void)std::exchange(files_[slot], FileAction());  // the slot is taken by a later add
+    free_.push_back(slot);
+  }
+
+  // Leaves the files sorted in snapshot order, the free slots gone.
+  void Finish() {
+    index_ = {};
+    std::sort(free_.begin(), free_.end());
+    size_t kept = 0, next_free = 0;
+    for (size_t i = 0; i < files_.size(); ++i) {
+      if (next_free < free_.size() && free_[next_free] == i) {
+        ++next_free;
+        continue;
+      }
+      if (kept != i) files_[kept] = std::move(files_[i]);
+      ++kept;
+    }
+    files_.resize(kept);
+    free_ = {};
+    // Sorted as a permutation, then moved into place along its cycles: each file moves once and
+    // no second container of them is needed.
+    std::vector<uint32_t> order(files_.size());
+    std::iota(order.begin(), order.end(), 0u);
+    auto before = [this](uint32_t a, uint32_t b) { return FileBefore(files_[a], files_[b]); };
+    if (order.size() < (1u << 15)) {
+      std::sort(order.begin(), order.end(), before);
+    } else {
+      // Each comparison is a cache miss or two at this size: the halves are sorted on two cores.
+      auto mid = order.begin() + static_cast<std::ptrdiff_t>(order.size() / 2);
+      std::thread half([&] { std::sort(order.begin(), mid, before); });
+      std::sort(mid, order.end(), before);
+      half.join();
+      std::inplace_merge(order.begin(), mid, order.end(), before);
+    }
+    for (size_t start = 0; start < order.size(); ++start) {
+      if (order[start] == start) continue;
+      FileAction first = std::move(files_[start]);
+      size_t to = start;
+      while (true) {
+        size_t from = order[to];
+        order[to] = static_cast<uint32_t>(to);
+        if (from == start) {
+          files_[to] = std::move(first);
+          break;
+        }
+        files_[to] = std::move(files_[from]);
+        to = from;
+      }
+    }
+  }
+
+ private:
+  static constexpr uint32_t kNone = UINT32_MAX;
+
+  // The bucket holding f's slot, or the empty one where it would go.
+  size_t Find(const FileAction& f) const {
+    size_t mask = index_.size() - 1;
+    for (size_t b = HashFile(f) & mask;; b = (b + 1) & mask)
+      if (index_[b] == kNone || SameFile(files_[index_[b]], f)) return b;
+  }
+
+  void Grow() {
+    std::vector<uint32_t> old(index_.size() * 2, kNone);
+    old.swap(index_);
+    size_t mask = index_.size() - 1;
+    for (uint32_t slot : old) {
+      if (slot == kNone) continue;
+      size_t b = HashFile(files_[slot]) & mask;
+      while (index_[b] != kNone) b = (b + 1) & mask;
+      index_[b] = slot;
+    }
+  }
+
+  std::deque<FileAction>& files_;
+  // Slots by hash: open addressing, linear probing, at most half full. 4 to 8 bytes a file,
+  // where a node-based set took about 40.
+  std::vector<uint32_t> index_;
+  size_t used_ = 0;
+  std::vector<uint32_t> free_;  // slots of removed files, for the next adds
+};
 
 enum class FileKind { kAdd, kRemove, kCdc };
 
+// One replay into `snap`; not movable (the live set refers to snap.files).
 struct Replay {
   Snapshot snap;
   bool keep_actions = true;
-  // Hashed: ordered once at the end, instead of on every one of a big table's adds.
-  std::unordered_map<std::string, FileAction> live;
+  LiveSet live{snap.files};
+  // Key() -> remove; kept only with keep_actions.
   std::map<std::string, FileAction> tombstones;
   std::set<std::string> unknown;
   StatsReader stats;
@@ -234,13 +387,12 @@ struct Replay {
       if (!f.absolute) snap.cdc_files.push_back(f.path);
       return;
     }
-    std::string key = Key(f);
     if (kind == FileKind::kAdd) {
-      if (!tombstones.empty()) tombstones.erase(key);
-      live.insert_or_assign(std::move(key), std::move(f));
+      if (!tombstones.empty()) tombstones.erase(Key(f));
+      live.Add(std::move(f));
     } else {
-      if (!from_checkpoint) live.erase(key);
-      tombstones.insert_or_assign(std::move(key), std::move(f));
+      if (!from_checkpoint) live.Remove(f);
+      if (keep_actions) tombstones.insert_or_assign(Key(f), std::move(f));
     }
   }
 
@@ -510,7 +662,8 @@ int JsonDepth(const std::string& line) {
 // most of a snapshot's time and memory. Only the common shape is taken here (add, remove and cdc
 // without deletion vectors, next to actions that need nothing); any other line, and any line
 // simdjson refuses, goes through Replay::Apply on a nlohmann DOM, so what is accepted, what it
-// yields and the errors stay those of that one parser.
+// yields and the errors stay those of that one parser. Only the light mode (keep_actions = false)
+// comes here, so partition values are not read.
 class FastCommitReader {
  public:
   // ParseActions refuses lines nested deeper than 64; simdjson counts the top value as depth 1 and
@@ -558,14 +711,12 @@ class FastCommitReader {
   bool ConvertFile(simdjson::dom::element body, int64_t version, FileAction& f) {
     simdjson::dom::object obj;
     if (body.get_object().get(obj)) return false;
-    std::optional<simdjson::dom::element> path, size, values, stats, dv;
+    std::optional<simdjson::dom::element> path, size, stats, dv;
     for (auto field : obj) {  // later duplicates win, as in nlohmann
       if (field.key == "path")
         path = field.value;
       else if (field.key == "size")
         size = field.value;
-      else if (field.key == "partitionValues")
-        values = field.value;
       else if (field.key == "stats")
         stats = field.value;
       else if (field.key == "deletionVector")
@@ -577,12 +728,6 @@ class FastCommitReader {
     f.version = version;
     if (!SetPath(std::string(text), f).ok()) return false;
     if (size && !JsonInteger(*size, f.size)) return false;
-    if (values && values->is_object())
-      for (auto field : simdjson::dom::object(*values)) {
-        std::string_view v;
-        f.partition_values[std::string(field.key)] =
-            field.value.get_string().get(v) ? std::string() : std::string(v);
-      }
     if (stats && stats->is_string()) f.num_records = stats_.NumRecords(std::string_view(*stats));
     return true;
   }
@@ -879,17 +1024,17 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     return Status::Ok();
   };
 
-  std::optional<Replay> done;
+  std::unique_ptr<Replay> done;
   std::string first_error;
   for (const auto& cp : CheckpointCandidates(log, target)) {
-    Replay r;
-    r.keep_actions = options.keep_actions;
-    Status st = ReadCheckpoint(env, log_dir, cp, r);
-    if (st.ok()) st = replay_commits(r, cp.front().version + 1);
+    auto r = std::make_unique<Replay>();
+    r->keep_actions = options.keep_actions;
+    Status st = ReadCheckpoint(env, log_dir, cp, *r);
+    if (st.ok()) st = replay_commits(*r, cp.front().version + 1);
     if (st.ok()) {
-      r.snap.checkpoint_version = cp.front().version;
+      r->snap.checkpoint_version = cp.front().version;
       for (const auto& f : cp)
-        r.snap.checkpoint_files.insert(r.snap.checkpoint_files.begin(), f.name);
+        r->snap.checkpoint_files.insert(r->snap.checkpoint_files.begin(), f.name);
       done = std::move(r);
       break;
     }
@@ -897,9 +1042,9 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     warnings.push_back("checkpoint " + cp.front().name + " skipped: " + st.message());
   }
   if (!done) {
-    Replay r;
-    r.keep_actions = options.keep_actions;
-    Status st = commits.count(0) ? replay_commits(r, 0)
+    auto r = std::make_unique<Replay>();
+    r->keep_actions = options.keep_actions;
+    Status st = commits.count(0) ? replay_commits(*r, 0)
                                  : Status(Error(table_dir +
                                                 ": commit 0 is missing and no usable "
                                                 "checkpoint covers version " +
@@ -907,30 +1052,9 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     if (!st.ok()) return first_error.empty() ? st.error() : Error(first_error);
     done = std::move(r);
   }
+  done->live.Finish();
   Snapshot snap = std::move(done->snap);
   snap.version = target;
-  // By path, then by key as the ordered map had them (one path may be live with several DVs).
-  // Entries are sorted by pointer: moving FileActions around costs more than comparing them.
-  std::vector<std::pair<const std::string, FileAction>*> order;
-  order.reserve(done->live.size());
-  for (auto& entry : done->live) order.push_back(&entry);
-  auto by_path = [](const auto* a, const auto* b) {
-    int c = a->second.path.compare(b->second.path);
-    return c != 0 ? c < 0 : a->first < b->first;
-  };
-  if (order.size() < (1u << 15)) {
-    std::sort(order.begin(), order.end(), by_path);
-  } else {
-    // Each comparison is a cache miss or two at this size: the halves are sorted on two cores.
-    auto mid = order.begin() + static_cast<std::ptrdiff_t>(order.size() / 2);
-    std::thread half([&] { std::sort(order.begin(), mid, by_path); });
-    std::sort(mid, order.end(), by_path);
-    half.join();
-    std::inplace_merge(order.begin(), mid, order.end(), by_path);
-  }
-  snap.files.reserve(order.size());
-  for (auto* entry : order) snap.files.push_back(std::move(entry->second));
-  done->live.clear();
   for (auto& [k, f] : done->tombstones) snap.tombstones.push_back(std::move(f));
   snap.unknown_actions.assign(done->unknown.begin(), done->unknown.end());
   snap.warnings = std::move(warnings);

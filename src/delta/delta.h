@@ -4,7 +4,9 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
@@ -59,14 +61,18 @@ struct DeletionVector {
   std::string file;  // resolved file: relative to the table for 'u', absolute for 'p'; empty 'i'
 };
 
+// One add, remove or cdc action. Kept small: a snapshot holds one per live file, and a big table
+// has hundreds of thousands of them.
 struct FileAction {
   std::string path;  // decoded from the log's URL encoding
   bool absolute = false;
   int64_t size = -1;
-  std::map<std::string, std::string> partition_values;
   std::optional<int64_t> num_records;  // from stats
-  std::optional<DeletionVector> dv;
+  // Shared and immutable: most files have none, and a pointer costs less than an empty one.
+  std::shared_ptr<const DeletionVector> dv;
   int64_t version = -1;  // version of the action that last touched it
+  // Sorted by column. Empty when loaded with keep_actions = false.
+  std::vector<std::pair<std::string, std::string>> partition_values;
   // The action's body as the log holds it; null when loaded with keep_actions = false.
   nlohmann::json action;
 };
@@ -79,8 +85,10 @@ struct Snapshot {
   nlohmann::json metadata;
   std::vector<std::string> partition_columns;
   std::string column_mapping_mode = "none";
-  std::vector<FileAction> files;       // live add files, sorted by path
-  std::vector<FileAction> tombstones;  // removes still in the log
+  // Live add files, sorted by path then deletion vector. A deque: it grows without copying
+  // itself, so a big table never holds its files twice.
+  std::deque<FileAction> files;
+  std::vector<FileAction> tombstones;  // removes still in the log; empty without keep_actions
   std::vector<std::string> cdc_files;  // _change_data files named by the commits replayed
   std::map<std::string, int64_t> app_transactions;  // appId -> version
   std::vector<std::string> unknown_actions;         // names of actions we do not interpret
@@ -97,7 +105,9 @@ struct Snapshot {
 struct SnapshotOptions {
   // Only a restore rewrites actions verbatim; at hundreds of thousands of files their JSON is
   // most of a snapshot's memory and time, so readers that need paths, sizes and row counts drop
-  // it (FileAction::action stays null) and take the fast path.
+  // it (FileAction::action stays null) and take the fast path. They also go without partition
+  // values (FileAction::partition_values stays empty) and tombstones (Snapshot::tombstones stays
+  // empty): none of them reads those, and at that size each is a large part of the memory.
   bool keep_actions = true;
 };
 

@@ -14,9 +14,11 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <utility>
 
 namespace lakevault::parquet {
 namespace {
@@ -335,10 +337,32 @@ Result<std::string> ReadTail(const std::string& path, size_t want, uint64_t* fil
 // ---------------------------------------------------------------- value decoding
 
 // A leaf column's values for all rows: levels per entry and the non-null values in order.
+// A PLAIN byte array left in its page (ColumnData::pages), read when its row is built.
+struct TextRef {
+  static constexpr uint32_t kNoPage = UINT32_MAX;
+  uint32_t page = kNoPage;  // kNoPage: the value is in ColumnData::values
+  uint32_t offset = 0;
+  uint32_t size = 0;
+};
+
 struct ColumnData {
   std::vector<uint8_t> rep;
   std::vector<uint8_t> def;
   std::vector<nlohmann::json> values;  // one per entry with def == max_def
+  // PLAIN byte arrays stay in their decompressed page until their row is built (values holds null
+  // for them): a checkpoint's stats column can be one page of tens of MB per row group, and as
+  // separate strings it took as much again. Empty until such a page is read; then one per value.
+  std::vector<std::shared_ptr<const std::string>> pages;
+  std::vector<TextRef> text;
+
+  // Value `i`, moved out: every value belongs to one place in one row.
+  nlohmann::json Take(size_t i) {
+    if (i < text.size() && text[i].page != TextRef::kNoPage) {
+      TextRef t = std::exchange(text[i], TextRef{});  // taken twice, it is null as a moved value
+      return std::string(pages[t.page]->data() + t.offset, t.size);
+    }
+    return std::move(values[i]);
+  }
 };
 
 struct Leaf {
@@ -499,6 +523,25 @@ Status DecodePlain(ByteCursor& in, const Leaf& leaf, size_t count,
   }
 }
 
+// DecodePlain of `count` BYTE_ARRAY values, the same checks, the values left in `page`.
+Status DecodePlainText(ByteCursor& in, const std::shared_ptr<const std::string>& page, size_t count,
+                       ColumnData& out) {
+  const auto* base = reinterpret_cast<const uint8_t*>(page->data());
+  auto index = static_cast<uint32_t>(out.pages.size());
+  out.text.resize(out.values.size());
+  for (size_t i = 0; i < count; ++i) {
+    const uint8_t* p;
+    if (!in.Take(4, &p)) return Error("truncated BYTE_ARRAY length");
+    uint32_t n;
+    std::memcpy(&n, p, 4);
+    if (!in.Take(n, &p)) return Error("truncated BYTE_ARRAY value");
+    out.text.push_back(TextRef{index, static_cast<uint32_t>(p - base), n});
+    out.values.emplace_back();
+  }
+  if (count > 0) out.pages.push_back(page);
+  return Status::Ok();
+}
+
 Result<std::string> Decompress(int codec, const uint8_t* data, size_t size, size_t uncompressed) {
   if (uncompressed > kMaxPage) return Error("page too large");
   std::string out;
@@ -646,7 +689,9 @@ Status ReadColumnChunk(const std::string& file, const ColumnChunkMeta& cc, const
     if (h.type != 0 && h.type != 3) continue;  // index pages and unknown pages carry no values
     if (h.num_values < 0) return Error("bad page value count");
     size_t n = static_cast<size_t>(h.num_values);
-    std::string raw;
+    // Shared: byte arrays may be left in it (DecodePlainText).
+    auto page = std::make_shared<std::string>();
+    std::string& raw = *page;
     ByteCursor levels_in(nullptr, 0);
     std::string v2_levels;
     if (h.type == 0) {
@@ -698,7 +743,9 @@ Status ReadColumnChunk(const std::string& file, const ColumnChunkMeta& cc, const
     size_t present = 0;
     for (size_t i = def_start; i < out.def.size(); ++i)
       if (out.def[i] == leaf.max_def) ++present;
-    if (h.encoding == 0) {
+    if (h.encoding == 0 && leaf.physical == 6) {
+      LV_RETURN_IF_ERROR(DecodePlainText(in, page, present, out));
+    } else if (h.encoding == 0) {
       LV_RETURN_IF_ERROR(DecodePlain(in, leaf, present, out.values));
     } else if (h.encoding == 2 || h.encoding == 8) {
       if (present > 0) {
@@ -809,7 +856,7 @@ class Assembler {
     if (n.leaf >= 0) {
       auto& col = cols_[static_cast<size_t>(n.leaf)];
       if (s.value >= col.values.size()) return nullptr;
-      return std::move(col.values[s.value]);
+      return col.Take(s.value);
     }
     if (n.logical == "LIST" && n.children.size() == 1 && n.children[0].repetition == 2) {
       const Node& rep = n.children[0];
@@ -1008,46 +1055,46 @@ Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string
       if (cols[li].def.size() != cols[li].rep.size())
         return Error(path + ": inconsistent levels in " + leaves[li].path.back());
     }
-    // Row boundaries per leaf: entries with rep == 0.
-    std::vector<std::vector<size_t>> starts(leaves.size());
-    std::vector<std::vector<size_t>> value_starts(leaves.size());
+    // Rows per leaf: entries with rep == 0. Counted here, found again row by row below: as
+    // stored positions they took 16 bytes a row for every leaf.
     for (size_t li = 0; li < leaves.size(); ++li) {
       if (!used[li]) continue;
-      size_t v = 0;
-      for (size_t i = 0; i < cols[li].rep.size(); ++i) {
-        if (cols[li].rep[i] == 0) {
-          starts[li].push_back(i);
-          value_starts[li].push_back(v);
-        }
-        if (cols[li].def[i] == leaves[li].max_def) ++v;
-      }
-      if (static_cast<int64_t>(starts[li].size()) != rg.num_rows)
-        return Error(path + ": column " + leaves[li].path.back() + " has " +
-                     std::to_string(starts[li].size()) + " rows, row group says " +
-                     std::to_string(rg.num_rows));
+      int64_t rows = std::count(cols[li].rep.begin(), cols[li].rep.end(), uint8_t{0});
+      if (rows != rg.num_rows)
+        return Error(path + ": column " + leaves[li].path.back() + " has " + std::to_string(rows) +
+                     " rows, row group says " + std::to_string(rg.num_rows));
+    }
+    // Each leaf's next row: its first entry and the index of its first value.
+    std::vector<Span> next(leaves.size());
+    for (size_t li = 0; li < leaves.size(); ++li) {
+      if (!used[li]) continue;
+      const ColumnData& c = cols[li];
+      while (next[li].begin < c.rep.size() && c.rep[next[li].begin] != 0)
+        if (c.def[next[li].begin++] == leaves[li].max_def) ++next[li].value;
     }
     Assembler as(leaves, cols);
     for (int64_t row = 0; row < rg.num_rows; ++row) {
+      for (size_t li = 0; li < leaves.size(); ++li) {
+        if (!used[li]) continue;
+        const ColumnData& c = cols[li];
+        Span& s = next[li];
+        size_t e = s.begin + 1;
+        while (e < c.rep.size() && c.rep[e] != 0) ++e;
+        spans[li] = Span{s.begin, e, s.value};
+        for (size_t i = s.begin; i < e; ++i)
+          if (c.def[i] == leaves[li].max_def) ++s.value;
+        s.begin = e;
+      }
       nlohmann::json obj = nlohmann::json::object();
       for (size_t ti = 0; ti < tops.size(); ++ti) {
         const Node& t = tops[ti];
         const std::vector<int>& tl = top_leaves[ti];
         if (tl.empty()) continue;
-        auto r = static_cast<size_t>(row);
         if (t.repetition != 2) {
-          // Most fields of a checkpoint row are null: BuildOne's own test, before every leaf's
-          // span.
-          auto first = static_cast<size_t>(tl.front());
-          size_t b = starts[first][r];
-          size_t e = r + 1 < starts[first].size() ? starts[first][r + 1] : cols[first].rep.size();
-          if (b >= e || cols[first].def[b] < t.def) continue;
-        }
-        for (int li : tl) {
-          size_t b = starts[static_cast<size_t>(li)][r];
-          size_t e = r + 1 < starts[static_cast<size_t>(li)].size()
-                         ? starts[static_cast<size_t>(li)][r + 1]
-                         : cols[static_cast<size_t>(li)].rep.size();
-          spans[li] = Span{b, e, value_starts[static_cast<size_t>(li)][r]};
+          // Most fields of a checkpoint row are null: BuildOne's own test, before building.
+          const Span& s = spans[tl.front()];
+          if (s.begin >= s.end || cols[static_cast<size_t>(tl.front())].def[s.begin] < t.def)
+            continue;
         }
         nlohmann::json v = as.Build(t, spans);
         if (!v.is_null()) obj[t.name] = std::move(v);
