@@ -113,7 +113,9 @@ TEST(Delta, LogFilesUpToAVersion) {
   auto upto = delta::LogFilesUpTo(*log, 7);
   for (const auto& f : upto) {
     EXPECT_NE(f.kind, delta::LogFileKind::kLastCheckpoint);
-    if (f.version >= 0) EXPECT_LE(f.version, 7) << f.name;
+    if (f.version >= 0) {
+      EXPECT_LE(f.version, 7) << f.name;
+    }
   }
   bool has_cp6 = false;
   for (const auto& f : upto) has_cp6 = has_cp6 || f.kind == delta::LogFileKind::kV2Checkpoint;

@@ -301,7 +301,9 @@ TEST(SnapshotFastPath, StreamedCheckpointRowsEqualTheRowsReadWhole) {
                                             return Status::Ok();
                                           });
     ASSERT_EQ(st.ok(), whole.ok());
-    if (whole.ok()) EXPECT_EQ(streamed, *whole);
+    if (whole.ok()) {
+      EXPECT_EQ(streamed, *whole);
+    }
     ++checkpoints;
   }
   EXPECT_GE(checkpoints, 10);
