@@ -96,8 +96,8 @@ void RemoveStaleTemporaries(Env& env, const std::string& dir) {
 
 namespace {
 
-Status AddPlannedFile(Env& env, ArchiveWriter& writer, const PlannedFile& file,
-                      const std::string& backup_id, Manifest& manifest) {
+Status AddPlannedFile(Env& env, ArchiveWriter& writer, const BackupPlan& plan,
+                      const PlannedFile& file, const std::string& backup_id, Manifest& manifest) {
   ArchiveEntry entry;
   entry.path = file.relative_path;
   entry.size = file.size;
@@ -123,10 +123,11 @@ Status AddPlannedFile(Env& env, ArchiveWriter& writer, const PlannedFile& file,
     manifest.files.push_back(std::move(record));
     return Status::Ok();
   }
-  auto source = env.NewSequentialFile(file.absolute_path);
+  const std::string path = AbsolutePath(plan, file);
+  auto source = env.NewSequentialFile(path);
   if (!source.ok()) {
     std::error_code ec;
-    if (file.may_vanish && !std::filesystem::exists(file.absolute_path, ec)) {
+    if (file.may_vanish && !std::filesystem::exists(path, ec)) {
       spdlog::debug("{} was removed during the backup; the pinned version does not need it",
                     file.relative_path);
       return Status::Ok();
@@ -159,7 +160,8 @@ bool IsRewrittenInPlace(const PlannedFile& file) {
 constexpr int64_t kContentCompareLimit = 64 << 20;
 
 std::optional<ManifestFile> ReusableRecord(
-    Env& env, const PlannedFile& file, const std::map<std::string, const ManifestFile*>& parent) {
+    Env& env, const BackupPlan& plan, const PlannedFile& file,
+    const std::map<std::string, const ManifestFile*>& parent) {
   auto it = parent.find(file.relative_path);
   if (it == parent.end()) return std::nullopt;
   const ManifestFile& old = *it->second;
@@ -176,7 +178,7 @@ std::optional<ManifestFile> ReusableRecord(
     hash = Sha256Hex(*file.inline_content);
   } else {
     if (file.size != old.size || file.size > kContentCompareLimit) return std::nullopt;
-    auto content = ReadWholeFile(env, file.absolute_path);
+    auto content = ReadWholeFile(env, AbsolutePath(plan, file));
     if (!content.ok()) return std::nullopt;  // the real read will report it
     hash = Sha256Hex(content->substr(0, static_cast<size_t>(file.size)));
   }
@@ -363,7 +365,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   auto take = [&](ArchiveWriter& writer, const PlannedFile& file) -> Status {
     progress.Advance(file.size);
     if (!parent_files.empty()) {
-      if (auto reused = ReusableRecord(env, file, parent_files)) {
+      if (auto reused = ReusableRecord(env, plan, file, parent_files)) {
         manifest.files.push_back(std::move(*reused));
         return Status::Ok();
       }
@@ -371,7 +373,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     outcome.files_stored++;
     outcome.bytes_stored +=
         file.inline_content ? static_cast<int64_t>(file.inline_content->size()) : file.size;
-    return AddPlannedFile(env, writer, file, manifest.id, manifest);
+    return AddPlannedFile(env, writer, plan, file, manifest.id, manifest);
   };
   auto write = [&]() -> Status {
     LV_ASSIGN_OR_RETURN(

@@ -22,6 +22,10 @@ int64_t PlannedTable::Bytes() const {
   return total;
 }
 
+std::string AbsolutePath(const BackupPlan& plan, const PlannedFile& file) {
+  return (fs::path(plan.root) / file.relative_path).string();
+}
+
 int64_t BackupPlan::TotalBytes() const {
   int64_t total = 0;
   for (const auto& t : tables) total += t.Bytes();
@@ -49,7 +53,6 @@ Result<PlannedFile> StatFile(const fs::path& path, const fs::path& root, bool* v
     return ErrnoError("reading " + path.string(), errno);
   }
   PlannedFile file;
-  file.absolute_path = path.string();
   file.relative_path = Relative(path, root);
   file.mtime = st.st_mtime;
   file.mode = st.st_mode & 07777;
@@ -156,7 +159,9 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     warnings.push_back("table " + table.name + " references " + a +
                        " outside the table folder; it is not in the backup");
 
-  std::set<std::string> taken;  // relative to the table folder
+  // Relative to the table folder. Log entries here; the snapshot's files in `needed` below, with
+  // a flag each: at 300,000 files a set of copies of every path was one more copy than needed.
+  std::set<std::string> taken;
   directories.insert(Relative(dir, root));
   directories.insert(Relative(dir / "_delta_log", root));
   for (const auto& lf : delta::LogFilesUpTo(log, pinned)) {
@@ -191,7 +196,19 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
 
   std::vector<std::string> needed = snap->RequiredFiles();
   for (const auto& c : snap->cdc_files) needed.push_back(c);
-  for (const auto& rel : needed) {
+  std::sort(needed.begin(), needed.end());
+  needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
+  // Everything the plan needs of the snapshot is in `needed` now; its memory (a few hundred
+  // bytes per live file) is given back before the files are stat'ed.
+  *snap = delta::Snapshot();
+  std::vector<char> needed_taken(needed.size(), 0);
+  auto is_taken = [&](const std::string& rel) {
+    if (taken.count(rel)) return true;
+    auto it = std::lower_bound(needed.begin(), needed.end(), rel);
+    return it != needed.end() && *it == rel && needed_taken[it - needed.begin()];
+  };
+  for (size_t i = 0; i < needed.size(); ++i) {
+    const std::string& rel = needed[i];
     if (taken.count(rel)) continue;
     fs::path p = dir / rel;
     bool vanished = false;
@@ -203,7 +220,7 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     if (!file.ok()) return file.status();
     for (fs::path d = p.parent_path(); d != dir && d.has_parent_path(); d = d.parent_path())
       directories.insert(Relative(d, root));
-    taken.insert(rel);
+    needed_taken[i] = 1;
     table.files.push_back(std::move(file).value());
   }
   if (!table.missing.empty() && !options.allow_missing) {
@@ -221,7 +238,7 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     std::set<std::string> rest_dirs;
     auto already_or_not_this_version = [&](const fs::path& path) {
       std::string rel = path.lexically_relative(dir).generic_string();
-      if (taken.count(rel)) return true;
+      if (is_taken(rel)) return true;
       if (rel.rfind("_delta_log/", 0) != 0) return false;
       // Log entries past the pinned version are not this version; files the protocol does not
       // name (statistics folders, writers' leftovers) are kept, as everything else is.
@@ -338,7 +355,9 @@ Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options) 
       std::string own_log = config.log_file.empty() ? "" : config.Resolve(config.log_file);
       for (auto& f : log_files) {
         // Our own log is being written by this very run.
-        if (f.absolute_path == own_log) continue;
+        if (!own_log.empty() &&
+            fs::path(own_log).lexically_normal() == (root / f.relative_path).lexically_normal())
+          continue;
         f.mutable_content = true;
         plan.extra_files.push_back(std::move(f));
       }

@@ -13,15 +13,16 @@
 namespace lakevault {
 
 struct PlannedFile {
-  std::string relative_path;  // relative to the project root, '/'-separated
-  std::string absolute_path;
+  // Relative to the project root (BackupPlan::root), '/'-separated. The absolute path is not kept:
+  // at hundreds of thousands of files it was the plan's largest part (see AbsolutePath).
+  std::string relative_path;
   int64_t size = 0;
   int64_t mtime = 0;
   uint32_t mode = 0644;
   std::string link_target;  // non-empty: store as a symlink
   // Mutable files (config, logs) may grow while read; only the first `size` bytes are taken.
   bool mutable_content = false;
-  // Set: the bytes to store instead of reading absolute_path (e.g. a _last_checkpoint written
+  // Set: the bytes to store instead of reading the file (e.g. a _last_checkpoint written
   // for the pinned version rather than the live one).
   std::optional<std::string> inline_content;
   // Not needed by the pinned Delta version (older versions' files, a writer's uncommitted data
@@ -39,6 +40,10 @@ struct PlannedTable {
   std::vector<std::string> absolute_paths;  // referenced outside the table: not backed up
   int64_t Bytes() const;
 };
+
+struct BackupPlan;
+// Where `file` is read from: the plan's root joined with its relative path.
+std::string AbsolutePath(const BackupPlan& plan, const PlannedFile& file);
 
 struct BackupPlan {
   std::string root;

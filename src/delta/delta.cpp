@@ -929,12 +929,16 @@ Result<std::string> DeletionVectorFile(const std::string& storage_type,
 }
 
 std::vector<std::string> Snapshot::RequiredFiles() const {
-  std::set<std::string> out;
+  // Sorted and unique through a vector: a set of 300,000 paths held them twice at the end.
+  std::vector<std::string> out;
+  out.reserve(files.size());
   for (const auto& f : files) {
-    if (!f.absolute) out.insert(f.path);
-    if (f.dv && !f.dv->file.empty() && f.dv->storage_type == "u") out.insert(f.dv->file);
+    if (!f.absolute) out.push_back(f.path);
+    if (f.dv && !f.dv->file.empty() && f.dv->storage_type == "u") out.push_back(f.dv->file);
   }
-  return {out.begin(), out.end()};
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
 }
 
 std::vector<std::string> Snapshot::AbsolutePaths() const {

@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "manifest/catalog.h"
+#include "manifest/manifest.h"
 #include "support/test_util.h"
 
 namespace fs = std::filesystem;
@@ -379,6 +381,22 @@ TEST_F(BackupTest, SecondBackupWhileOneRunsIsRefusedByTheLock) {
   EXPECT_NE(r.err.find("another lakevault"), std::string::npos) << r.err;
   EXPECT_TRUE(Archives().empty());
   EXPECT_EQ(Run({"backup"}).exit_code, 0);
+}
+
+// logs.include takes the logs folder, but not lakevault's own log, which this very run writes.
+TEST_F(BackupTest, IncludedLogsLeaveOutLakevaultsOwnLog) {
+  WriteFile(root_ / "lakevault.yaml", "logs: {include: true}\n");
+  WriteFile(root_ / "logs/trader.log", "2026-11-24 filled 10 SPY\n");
+  WriteFile(root_ / "logs/lakevault.log", "an earlier run\n");
+  ASSERT_EQ(Run({"backup"}).exit_code, 0);
+  ASSERT_EQ(Archives().size(), 1u);
+  std::string id = Archives()[0].filename().string().substr(0, 22);
+  auto manifest = ParseManifest(ReadFile(ManifestSidecarPath(Backups().string(), id)));
+  ASSERT_TRUE(manifest.ok()) << manifest.message();
+  EXPECT_NE(manifest->FindFile("logs/trader.log"), nullptr);
+  EXPECT_EQ(manifest->FindFile("logs/lakevault.log"), nullptr);
+  EXPECT_NE(manifest->FindFile("data/lake/position_updates/_delta_log/00000000000000000000.json"),
+            nullptr);
 }
 
 TEST_F(BackupTest, LogFileRecordsEveryOperation) {
