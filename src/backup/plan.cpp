@@ -59,15 +59,22 @@ Result<PlannedFile> StatFile(const fs::path& path, const fs::path& root, bool* v
   if (S_ISLNK(st.st_mode)) {
     std::error_code ec;
     file.link_target = fs::read_symlink(path, ec).string();
-    if (ec) return Error("reading symlink " + path.string() + ": " + ec.message());
+    if (ec) {
+      if (vanished) *vanished = ec == std::errc::no_such_file_or_directory;
+      return Error("reading symlink " + path.string() + ": " + ec.message());
+    }
     return file;
   }
   if (!S_ISREG(st.st_mode))
     return Error(path.string() + " is not a regular file (device, socket or fifo); remove it " +
                  "from the lake or the config");
   // Checked now rather than halfway through writing the archive.
-  if (::access(path.c_str(), R_OK) != 0)
-    return ErrnoError("cannot read " + path.string() + " (run as the lake's owner)", errno);
+  if (::access(path.c_str(), R_OK) != 0) {
+    int err = errno;
+    // A writer's temporary file renamed away between the lstat and this call is gone too.
+    if (vanished) *vanished = err == ENOENT;
+    return ErrnoError("cannot read " + path.string() + " (run as the lake's owner)", err);
+  }
   file.size = st.st_size;
   return file;
 }

@@ -180,8 +180,11 @@ TEST_F(IncrementalTest, ThirtyTradingDaysRestoreExactlyAndCostWhatTheDayAdded) {
 
   auto list = nlohmann::json::parse(RunLakevault({"list", "--json"}, root_.string()).out);
   ASSERT_EQ(list["backups"].size(), 30u);
-  for (const auto& b : list["backups"])
-    if (b["kind"] == "incremental") EXPECT_FALSE(b["parent"].is_null());
+  for (const auto& b : list["backups"]) {
+    if (b["kind"] == "incremental") {
+      EXPECT_FALSE(b["parent"].is_null());
+    }
+  }
 
   auto verify = RunLakevault({"verify", "--all"}, root_.string());
   EXPECT_EQ(verify.exit_code, 0) << verify.err;
@@ -231,9 +234,14 @@ TEST_F(IncrementalTest, CorruptedParentIsRefused) {
   fs::path archive = root_ / "backups/backup_20260105_170000.tar.gz";
   ASSERT_TRUE(fs::exists(archive));
   {
+    // Flipped, not overwritten: the compressed byte there varies with the files' mtimes and
+    // was sometimes the very value written.
     std::fstream f(archive, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(100);
+    char was = 0;
+    f.get(was);
     f.seekp(100);
-    f.put('\x42');
+    f.put(static_cast<char>(was ^ 0x5a));
   }
   EXPECT_NE(RunLakevault({"verify"}, root_.string()).exit_code, 0);  // records the failure
   lake_->AddDay(2, 4096);
