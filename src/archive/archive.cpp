@@ -35,6 +35,10 @@ struct ArchiveWriter::Impl {
   Status io_status;  // the first failure of the output callback, kept for a precise message
   int64_t* bytes_written = nullptr;
   std::vector<char> buffer = std::vector<char>(kBufferSize);
+  // The gzip level for the file about to be written, unless the config fixed one.
+  void LevelFor(const std::string& path) {
+    if (gzip && default_gzip_levels) gzip->SetLevel(GzipLevelFor(path));
+  }
   ~Impl() {
     if (a != nullptr) archive_write_free(a);
   }
@@ -137,7 +141,7 @@ int GzipLevelFor(const std::string& path) {
 
 Status ArchiveWriter::AddFile(const ArchiveEntry& entry, SequentialFile& source,
                               Sha256* content_hash) {
-  if (impl_->gzip && impl_->default_gzip_levels) impl_->gzip->SetLevel(GzipLevelFor(entry.path));
+  impl_->LevelFor(entry.path);
   LV_RETURN_IF_ERROR(WriteHeader(entry));
   int64_t remaining = entry.size;
   auto& buffer = impl_->buffer;
@@ -163,7 +167,7 @@ Status ArchiveWriter::AddFile(const ArchiveEntry& entry, SequentialFile& source,
 }
 
 Status ArchiveWriter::AddBytes(const ArchiveEntry& entry, const std::string& data) {
-  if (impl_->gzip && impl_->default_gzip_levels) impl_->gzip->SetLevel(GzipLevelFor(entry.path));
+  impl_->LevelFor(entry.path);
   ArchiveEntry e = entry;
   e.type = EntryType::kFile;
   e.size = static_cast<int64_t>(data.size());

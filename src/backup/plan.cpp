@@ -201,10 +201,12 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     taken.insert("_delta_log/_last_checkpoint");
   }
 
-  std::vector<std::string> needed = snap->RequiredFiles();
-  for (const auto& c : snap->cdc_files) needed.push_back(c);
-  std::sort(needed.begin(), needed.end());
-  needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
+  std::vector<std::string> needed = snap->RequiredFiles();  // sorted, unique
+  if (!snap->cdc_files.empty()) {
+    needed.insert(needed.end(), snap->cdc_files.begin(), snap->cdc_files.end());
+    std::sort(needed.begin(), needed.end());
+    needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
+  }
   // Everything the plan needs of the snapshot is in `needed` now; its memory (a few hundred
   // bytes per live file) is given back before the files are stat'ed.
   *snap = delta::Snapshot();

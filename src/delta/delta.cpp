@@ -1028,11 +1028,15 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     return Status::Ok();
   };
 
+  auto new_replay = [&] {
+    auto r = std::make_unique<Replay>();
+    r->keep_actions = options.keep_actions;
+    return r;
+  };
   std::unique_ptr<Replay> done;
   std::string first_error;
   for (const auto& cp : CheckpointCandidates(log, target)) {
-    auto r = std::make_unique<Replay>();
-    r->keep_actions = options.keep_actions;
+    auto r = new_replay();
     Status st = ReadCheckpoint(env, log_dir, cp, *r);
     if (st.ok()) st = replay_commits(*r, cp.front().version + 1);
     if (st.ok()) {
@@ -1046,8 +1050,7 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     warnings.push_back("checkpoint " + cp.front().name + " skipped: " + st.message());
   }
   if (!done) {
-    auto r = std::make_unique<Replay>();
-    r->keep_actions = options.keep_actions;
+    auto r = new_replay();
     Status st = commits.count(0) ? replay_commits(*r, 0)
                                  : Status(Error(table_dir +
                                                 ": commit 0 is missing and no usable "

@@ -452,6 +452,14 @@ int BitWidth(int max_level) {
   return w;
 }
 
+// One PLAIN BYTE_ARRAY value: a 4-byte length, then the bytes (`*p`, `*n`).
+Status TakeByteArray(ByteCursor& in, const uint8_t** p, uint32_t* n) {
+  if (!in.Take(4, p)) return Error("truncated BYTE_ARRAY length");
+  std::memcpy(n, *p, 4);
+  if (!in.Take(*n, p)) return Error("truncated BYTE_ARRAY value");
+  return Status::Ok();
+}
+
 Status DecodePlain(ByteCursor& in, const Leaf& leaf, size_t count,
                    std::vector<nlohmann::json>& out) {
   const uint8_t* p;
@@ -511,10 +519,8 @@ Status DecodePlain(ByteCursor& in, const Leaf& leaf, size_t count,
       return Status::Ok();
     case 6:
       for (size_t i = 0; i < count; ++i) {
-        if (!in.Take(4, &p)) return Error("truncated BYTE_ARRAY length");
         uint32_t n;
-        std::memcpy(&n, p, 4);
-        if (!in.Take(n, &p)) return Error("truncated BYTE_ARRAY value");
+        LV_RETURN_IF_ERROR(TakeByteArray(in, &p, &n));
         out.push_back(std::string(reinterpret_cast<const char*>(p), n));
       }
       return Status::Ok();
@@ -531,10 +537,8 @@ Status DecodePlainText(ByteCursor& in, const std::shared_ptr<const std::string>&
   out.text.resize(out.values.size());
   for (size_t i = 0; i < count; ++i) {
     const uint8_t* p;
-    if (!in.Take(4, &p)) return Error("truncated BYTE_ARRAY length");
     uint32_t n;
-    std::memcpy(&n, p, 4);
-    if (!in.Take(n, &p)) return Error("truncated BYTE_ARRAY value");
+    LV_RETURN_IF_ERROR(TakeByteArray(in, &p, &n));
     out.text.push_back(TextRef{index, static_cast<uint32_t>(p - base), n});
     out.values.emplace_back();
   }
