@@ -123,7 +123,7 @@ Status WalkFiles(const fs::path& dir, const fs::path& root, std::vector<PlannedF
 std::optional<int64_t> CountRows(const delta::Snapshot& snap, const fs::path& dir) {
   if (auto rows = snap.RowsFromStats()) return rows;
   int64_t rows = 0;
-  for (const auto& f : snap.files) {
+  for (const delta::LiveFile f : snap.light_files) {
     if (f.num_records) {
       rows += *f.num_records;
     } else {

@@ -214,22 +214,30 @@ Result<FileAction> ToFileAction(const nlohmann::json& a, int64_t version, bool k
   return f;
 }
 
+// What identifies a live file: its path and deletion vector, from either kind of list.
+struct FileKey {
+  std::string_view path;
+  const DeletionVector* dv = nullptr;
+};
+
+FileKey KeyOf(const FileAction& f) { return {f.path, f.dv.get()}; }
+
 // What tells apart two actions on one path: the deletion vector, ordered as a key string
 // path + DvKey() sorts ("" first, so a file without one comes before its versions with one).
-std::string DvKey(const FileAction& f) {
-  if (!f.dv) return "";
-  return "\n" + f.dv->storage_type + f.dv->path_or_inline + "@" + std::to_string(f.dv->offset);
+std::string DvKey(const DeletionVector* dv) {
+  if (!dv) return "";
+  return "\n" + dv->storage_type + dv->path_or_inline + "@" + std::to_string(dv->offset);
 }
 
-std::string Key(const FileAction& f) { return f.path + DvKey(f); }
+std::string Key(const FileAction& f) { return f.path + DvKey(f.dv.get()); }
 
-bool SameFile(const FileAction& a, const FileAction& b) {
+bool SameFile(const FileKey& a, const FileKey& b) {
   if (a.path != b.path || !a.dv != !b.dv) return false;
   return !a.dv || (a.dv->storage_type == b.dv->storage_type &&
                    a.dv->path_or_inline == b.dv->path_or_inline && a.dv->offset == b.dv->offset);
 }
 
-size_t HashFile(const FileAction& f) {
+size_t HashFile(const FileKey& f) {
   size_t h = std::hash<std::string_view>()(f.path);
   if (f.dv)
     h ^= std::hash<std::string_view>()(f.dv->path_or_inline) * 31 +
@@ -238,49 +246,114 @@ size_t HashFile(const FileAction& f) {
 }
 
 // Snapshot order: by path, then by deletion vector as the key strings sort.
-bool FileBefore(const FileAction& a, const FileAction& b) {
+bool FileBefore(const FileKey& a, const FileKey& b) {
   int c = a.path.compare(b.path);
   if (c != 0) return c < 0;
-  return DvKey(a) < DvKey(b);  // rare: one path live with several deletion vectors
+  return DvKey(a.dv) < DvKey(b.dv);  // rare: one path live with several deletion vectors
 }
 
-// The live files of a replay, each held once, in the snapshot's own deque: the index refers to
+// Reorders `items` so that slot i takes the item at order[i], moving each item once along the
+// permutation's cycles: no second container of them is needed. `order` ends as the identity.
+template <typename Items>
+void ApplyOrder(Items& items, std::vector<uint32_t>& order) {
+  for (size_t start = 0; start < order.size(); ++start) {
+    if (order[start] == start) continue;
+    auto first = std::move(items[start]);
+    size_t to = start;
+    while (true) {
+      size_t from = order[to];
+      order[to] = static_cast<uint32_t>(to);
+      if (from == start) {
+        items[to] = std::move(first);
+        break;
+      }
+      items[to] = std::move(items[from]);
+      to = from;
+    }
+  }
+}
+
+// The live files of a full snapshot, as LiveSet reaches them: FileList's building interface over
+// Snapshot::files.
+class ActionList {
+ public:
+  explicit ActionList(std::deque<FileAction>& files) : files_(files) {}
+  size_t size() const { return files_.size(); }
+  FileKey KeyAt(uint32_t slot) const { return KeyOf(files_[slot]); }
+  uint32_t Append(FileAction&& f) {
+    files_.push_back(std::move(f));
+    return static_cast<uint32_t>(files_.size() - 1);
+  }
+  void Set(uint32_t slot, FileAction&& f) { files_[slot] = std::move(f); }
+  // Moved out, not assigned over: a string assigned a short one keeps its buffer.
+  void Clear(uint32_t slot) { (void)std::exchange(files_[slot], FileAction()); }
+  void MoveSlot(uint32_t from, uint32_t to) { files_[to] = std::move(files_[from]); }
+  void Resize(size_t n) { files_.resize(n); }
+  void Permute(std::vector<uint32_t>& order) { ApplyOrder(files_, order); }
+  void Repack() {}
+
+ private:
+  std::deque<FileAction>& files_;
+};
+
+// The same over a light snapshot's FileList.
+class PackedList {
+ public:
+  explicit PackedList(FileList& files) : files_(files) {}
+  size_t size() const { return files_.size(); }
+  FileKey KeyAt(uint32_t slot) const {
+    LiveFile f = files_[slot];
+    return {f.path, f.dv};
+  }
+  uint32_t Append(FileAction&& f) { return files_.Append(f); }
+  void Set(uint32_t slot, FileAction&& f) { files_.Set(slot, f); }
+  void Clear(uint32_t slot) { files_.Clear(slot); }
+  void MoveSlot(uint32_t from, uint32_t to) { files_.MoveSlot(from, to); }
+  void Resize(size_t n) { files_.Resize(n); }
+  void Permute(std::vector<uint32_t>& order) { files_.Permute(order); }
+  void Repack() { files_.Repack(); }
+
+ private:
+  FileList& files_;
+};
+
+// The live files of a replay, each held once, in the snapshot's own list: the index refers to
 // them by slot, not by a copy of their path. (A map keyed by path held every path twice and
 // then the snapshot's vector moved them once more: about 1 KB per live file at the peak.)
+template <typename List>
 class LiveSet {
  public:
-  explicit LiveSet(std::deque<FileAction>& files) : files_(files), index_(16, kNone) {}
+  explicit LiveSet(List files) : files_(files), index_(16, kNone) {}
   LiveSet(const LiveSet&) = delete;
   LiveSet& operator=(const LiveSet&) = delete;
 
   void Add(FileAction f) {
-    size_t bucket = Find(f);
+    size_t bucket = Find(KeyOf(f));
     if (index_[bucket] != kNone) {
-      files_[index_[bucket]] = std::move(f);  // same path and DV: the same slot and hash
+      files_.Set(index_[bucket], std::move(f));  // same path and DV: the same slot and hash
       return;
     }
     uint32_t slot;
     if (free_.empty()) {
-      slot = static_cast<uint32_t>(files_.size());
-      files_.push_back(std::move(f));
+      slot = files_.Append(std::move(f));
     } else {
       slot = free_.back();
       free_.pop_back();
-      files_[slot] = std::move(f);
+      files_.Set(slot, std::move(f));
     }
     index_[bucket] = slot;
     if (++used_ * 2 > index_.size()) Grow();
   }
 
   void Remove(const FileAction& f) {
-    size_t hole = Find(f);
+    size_t hole = Find(KeyOf(f));
     uint32_t slot = index_[hole];
     if (slot == kNone) return;
     // Backward shift: the rest of the probe run moves up over the hole, so that no lookup stops
     // early at it (no markers for deleted buckets).
     size_t mask = index_.size() - 1;
     for (size_t next = (hole + 1) & mask; index_[next] != kNone; next = (next + 1) & mask) {
-      size_t home = HashFile(files_[index_[next]]) & mask;
+      size_t home = HashFile(files_.KeyAt(index_[next])) & mask;
       if (((next - home) & mask) >= ((next - hole) & mask)) {  // the hole is on its probe run
         index_[hole] = index_[next];
         hole = next;
@@ -288,8 +361,7 @@ class LiveSet {
     }
     index_[hole] = kNone;
     --used_;
-    // Moved out, not assigned over: a string assigned a short one keeps its buffer.
-    (void)std::exchange(files_[slot], FileAction());  // the slot is taken by a later add
+    files_.Clear(slot);  // the slot is taken by a later add
     free_.push_back(slot);
   }
 
@@ -303,16 +375,17 @@ class LiveSet {
         ++next_free;
         continue;
       }
-      if (kept != i) files_[kept] = std::move(files_[i]);
+      if (kept != i) files_.MoveSlot(static_cast<uint32_t>(i), static_cast<uint32_t>(kept));
       ++kept;
     }
-    files_.resize(kept);
+    files_.Resize(kept);
     free_ = {};
-    // Sorted as a permutation, then moved into place along its cycles: each file moves once and
-    // no second container of them is needed.
+    // Sorted as a permutation, then moved into place along its cycles.
     std::vector<uint32_t> order(files_.size());
     std::iota(order.begin(), order.end(), 0u);
-    auto before = [this](uint32_t a, uint32_t b) { return FileBefore(files_[a], files_[b]); };
+    auto before = [this](uint32_t a, uint32_t b) {
+      return FileBefore(files_.KeyAt(a), files_.KeyAt(b));
+    };
     if (order.size() < (1u << 15)) {
       std::sort(order.begin(), order.end(), before);
     } else {
@@ -323,31 +396,18 @@ class LiveSet {
       half.join();
       std::inplace_merge(order.begin(), mid, order.end(), before);
     }
-    for (size_t start = 0; start < order.size(); ++start) {
-      if (order[start] == start) continue;
-      FileAction first = std::move(files_[start]);
-      size_t to = start;
-      while (true) {
-        size_t from = order[to];
-        order[to] = static_cast<uint32_t>(to);
-        if (from == start) {
-          files_[to] = std::move(first);
-          break;
-        }
-        files_[to] = std::move(files_[from]);
-        to = from;
-      }
-    }
+    files_.Permute(order);
+    files_.Repack();
   }
 
  private:
   static constexpr uint32_t kNone = UINT32_MAX;
 
   // The bucket holding f's slot, or the empty one where it would go.
-  size_t Find(const FileAction& f) const {
+  size_t Find(const FileKey& f) const {
     size_t mask = index_.size() - 1;
     for (size_t b = HashFile(f) & mask;; b = (b + 1) & mask)
-      if (index_[b] == kNone || SameFile(files_[index_[b]], f)) return b;
+      if (index_[b] == kNone || SameFile(files_.KeyAt(index_[b]), f)) return b;
   }
 
   void Grow() {
@@ -356,13 +416,13 @@ class LiveSet {
     size_t mask = index_.size() - 1;
     for (uint32_t slot : old) {
       if (slot == kNone) continue;
-      size_t b = HashFile(files_[slot]) & mask;
+      size_t b = HashFile(files_.KeyAt(slot)) & mask;
       while (index_[b] != kNone) b = (b + 1) & mask;
       index_[b] = slot;
     }
   }
 
-  std::deque<FileAction>& files_;
+  List files_;
   // Slots by hash: open addressing, linear probing, at most half full. 4 to 8 bytes a file,
   // where a node-based set took about 40.
   std::vector<uint32_t> index_;
@@ -376,7 +436,8 @@ enum class FileKind { kAdd, kRemove, kCdc };
 struct Replay {
   Snapshot snap;
   bool keep_actions = true;
-  LiveSet live{snap.files};
+  LiveSet<ActionList> live{ActionList(snap.files)};
+  LiveSet<PackedList> light{PackedList(snap.light_files)};
   // Key() -> remove; kept only with keep_actions.
   std::map<std::string, FileAction> tombstones;
   std::set<std::string> unknown;
@@ -389,9 +450,17 @@ struct Replay {
     }
     if (kind == FileKind::kAdd) {
       if (!tombstones.empty()) tombstones.erase(Key(f));
-      live.Add(std::move(f));
+      if (keep_actions)
+        live.Add(std::move(f));
+      else
+        light.Add(std::move(f));
     } else {
-      if (!from_checkpoint) live.Remove(f);
+      if (!from_checkpoint) {
+        if (keep_actions)
+          live.Remove(f);
+        else
+          light.Remove(f);
+      }
       if (keep_actions) tombstones.insert_or_assign(Key(f), std::move(f));
     }
   }
@@ -928,14 +997,109 @@ Result<std::string> DeletionVectorFile(const std::string& storage_type,
   return (prefix.empty() ? "" : prefix + "/") + "deletion_vector_" + uuid + ".bin";
 }
 
+LiveFile FileList::operator[](size_t i) const {
+  const Packed& p = files_[i];
+  LiveFile f;
+  f.path = std::string_view(blocks_[p.path >> 32].data() + (p.path & 0xffffffffu),
+                            p.path_len & ~kAbsolute);
+  f.absolute = (p.path_len & kAbsolute) != 0;
+  f.size = p.size;
+  if (p.num_records != kNoRecords) f.num_records = p.num_records;
+  if (p.dv != kNoDv) f.dv = dvs_[p.dv].get();
+  f.version = p.version;
+  return f;
+}
+
+uint64_t FileList::Store(std::string_view path) {
+  if (blocks_.empty() || blocks_.back().capacity() - blocks_.back().size() < path.size()) {
+    blocks_.emplace_back().reserve(std::max(kBlock, path.size()));
+  }
+  std::string& block = blocks_.back();
+  uint64_t at = (static_cast<uint64_t>(blocks_.size() - 1) << 32) | block.size();
+  block.append(path);  // within its capacity: views into the block stay valid
+  live_bytes_ += path.size();
+  return at;
+}
+
+FileList::Packed FileList::Pack(const FileAction& f) {
+  Packed p;
+  p.path = Store(f.path);
+  p.path_len = static_cast<uint32_t>(f.path.size()) | (f.absolute ? kAbsolute : 0);
+  p.size = f.size;
+  // INT64_MIN rows cannot be told from none; no writer counts so many (negative) records.
+  if (f.num_records) p.num_records = *f.num_records;
+  if (f.dv) {
+    p.dv = static_cast<uint32_t>(dvs_.size());
+    dvs_.push_back(f.dv);
+  }
+  p.version = f.version;
+  return p;
+}
+
+uint32_t FileList::Append(const FileAction& f) {
+  files_.push_back(Pack(f));
+  return static_cast<uint32_t>(files_.size() - 1);
+}
+
+void FileList::Set(uint32_t slot, const FileAction& f) {
+  Clear(slot);
+  files_[slot] = Pack(f);
+}
+
+void FileList::Clear(uint32_t slot) {
+  Packed& p = files_[slot];
+  uint64_t len = p.path_len & ~kAbsolute;
+  live_bytes_ -= len;
+  dead_bytes_ += len;
+  if (p.dv != kNoDv) dvs_[p.dv].reset();
+  p = Packed();
+}
+
+void FileList::MoveSlot(uint32_t from, uint32_t to) { files_[to] = files_[from]; }
+
+void FileList::Resize(size_t n) { files_.resize(n); }
+
+void FileList::Permute(std::vector<uint32_t>& order) { ApplyOrder(files_, order); }
+
+void FileList::Repack() {
+  if (dead_bytes_ <= live_bytes_) return;
+  std::vector<std::string> old;
+  old.swap(blocks_);
+  live_bytes_ = dead_bytes_ = 0;
+  // Block by block, each old block freed once no file refers to it any more would need to know
+  // the last user; the old blocks go at the end, so the peak is both copies of the live paths.
+  for (Packed& p : files_) {
+    std::string_view path(old[p.path >> 32].data() + (p.path & 0xffffffffu),
+                          p.path_len & ~kAbsolute);
+    p.path = Store(path);
+  }
+  std::vector<std::shared_ptr<const DeletionVector>> dvs;
+  for (Packed& p : files_) {
+    if (p.dv == kNoDv) continue;
+    dvs.push_back(std::move(dvs_[p.dv]));
+    p.dv = static_cast<uint32_t>(dvs.size() - 1);
+  }
+  dvs_ = std::move(dvs);
+}
+
+namespace {
+// Calls `fn` with every live file of either kind of snapshot, as a FileAction or a LiveFile
+// (their fields are named alike).
+template <typename Fn>
+void ForEachLive(const Snapshot& snap, Fn fn) {
+  for (const auto& f : snap.files) fn(f);
+  for (LiveFile f : snap.light_files) fn(f);
+}
+}  // namespace
+
 std::vector<std::string> Snapshot::RequiredFiles() const {
   // Sorted and unique through a vector: a set of 300,000 paths held them twice at the end.
   std::vector<std::string> out;
-  out.reserve(files.size());
-  for (const auto& f : files) {
-    if (!f.absolute) out.push_back(f.path);
+  out.reserve(live_count());
+  ForEachLive(*this, [&](const auto& f) {
+    if (!f.absolute) out.emplace_back(f.path);
     if (f.dv && !f.dv->file.empty() && f.dv->storage_type == "u") out.push_back(f.dv->file);
-  }
+  });
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -943,19 +1107,21 @@ std::vector<std::string> Snapshot::RequiredFiles() const {
 
 std::vector<std::string> Snapshot::AbsolutePaths() const {
   std::vector<std::string> out;
-  for (const auto& f : files) {
-    if (f.absolute) out.push_back(f.path);
+  ForEachLive(*this, [&](const auto& f) {
+    if (f.absolute) out.emplace_back(f.path);
     if (f.dv && f.dv->storage_type == "p") out.push_back(f.dv->file);
-  }
+  });
   return out;
 }
 
 std::optional<int64_t> Snapshot::RowsFromStats() const {
   int64_t rows = 0;
-  for (const auto& f : files) {
-    if (!f.num_records) return std::nullopt;
-    rows += *f.num_records - (f.dv ? f.dv->cardinality : 0);
-  }
+  bool complete = true;
+  ForEachLive(*this, [&](const auto& f) {
+    if (!f.num_records) complete = false;
+    if (complete) rows += *f.num_records - (f.dv ? f.dv->cardinality : 0);
+  });
+  if (!complete) return std::nullopt;
   return rows;
 }
 
@@ -1060,6 +1226,7 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     done = std::move(r);
   }
   done->live.Finish();
+  done->light.Finish();
   Snapshot snap = std::move(done->snap);
   snap.version = target;
   for (auto& [k, f] : done->tombstones) snap.tombstones.push_back(std::move(f));

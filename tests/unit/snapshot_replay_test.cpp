@@ -140,35 +140,45 @@ std::string ExpectedDvFile(int dv) {
   return file.ok() ? *file : "";
 }
 
+// A full snapshot's FileAction or a light one's LiveFile: their fields are named alike.
+template <typename File>
+void ExpectFile(const File& f, const std::pair<std::string, std::string>& key, const Live& l) {
+  EXPECT_EQ(f.path, key.first);
+  EXPECT_FALSE(f.absolute);
+  EXPECT_EQ(f.size, l.size);
+  EXPECT_EQ(f.num_records, l.num_records);
+  EXPECT_EQ(f.version, l.version);
+  ASSERT_EQ(f.dv != nullptr, l.dv != 0);
+  if (f.dv) {
+    EXPECT_EQ(f.dv->storage_type, kDvs[l.dv]->storage_type);
+    EXPECT_EQ(f.dv->offset, kDvs[l.dv]->offset);
+    EXPECT_EQ(f.dv->cardinality, l.cardinality);
+    EXPECT_EQ(f.dv->file, ExpectedDvFile(l.dv));
+  }
+}
+
 void ExpectModel(const delta::Snapshot& snap, const Model& m, bool full) {
-  ASSERT_EQ(snap.files.size(), m.live.size());
+  ASSERT_EQ(full ? snap.files.size() : snap.light_files.size(), m.live.size());
+  EXPECT_TRUE(full ? snap.light_files.empty() : snap.files.empty());
   size_t i = 0;
   int64_t rows = 0;
   bool all_stats = true;
   for (const auto& [key, l] : m.live) {
-    const delta::FileAction& f = snap.files[i++];
     SCOPED_TRACE(key.first + " " + key.second);
-    EXPECT_EQ(f.path, key.first);
-    EXPECT_FALSE(f.absolute);
-    EXPECT_EQ(f.size, l.size);
-    EXPECT_EQ(f.num_records, l.num_records);
-    EXPECT_EQ(f.version, l.version);
-    ASSERT_EQ(f.dv != nullptr, l.dv != 0);
-    if (f.dv) {
-      EXPECT_EQ(f.dv->storage_type, kDvs[l.dv]->storage_type);
-      EXPECT_EQ(f.dv->offset, kDvs[l.dv]->offset);
-      EXPECT_EQ(f.dv->cardinality, l.cardinality);
-      EXPECT_EQ(f.dv->file, ExpectedDvFile(l.dv));
+    if (!full) {
+      ExpectFile(snap.light_files[i++], key, l);
+      if (l.num_records)
+        rows += *l.num_records - l.cardinality;
+      else
+        all_stats = false;
+      continue;
     }
-    if (full) {
-      ASSERT_EQ(f.partition_values.size(), 1u);
-      EXPECT_EQ(f.partition_values[0].first, "d");
-      EXPECT_EQ(f.partition_values[0].second, key.first.substr(2, 1));
-      EXPECT_EQ(f.action.value("size", int64_t{-1}), l.size);
-    } else {
-      EXPECT_TRUE(f.partition_values.empty());
-      EXPECT_TRUE(f.action.is_null());
-    }
+    const delta::FileAction& f = snap.files[i++];
+    ExpectFile(f, key, l);
+    ASSERT_EQ(f.partition_values.size(), 1u);
+    EXPECT_EQ(f.partition_values[0].first, "d");
+    EXPECT_EQ(f.partition_values[0].second, key.first.substr(2, 1));
+    EXPECT_EQ(f.action.value("size", int64_t{-1}), l.size);
     if (l.num_records)
       rows += *l.num_records - l.cardinality;
     else
