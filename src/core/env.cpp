@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -111,6 +112,51 @@ class PosixSequentialFile final : public SequentialFile {
   int fd_;
 };
 
+class PosixRandomAccessFile final : public RandomAccessFile {
+ public:
+  PosixRandomAccessFile(std::string path, int fd, uint64_t size)
+      : path_(std::move(path)), fd_(fd), size_(size) {}
+  ~PosixRandomAccessFile() override { ::close(fd_); }
+  Result<size_t> ReadAt(uint64_t offset, void* buffer, size_t size) override {
+    size_t got = 0;
+    while (got < size) {
+      ssize_t n = ::pread(fd_, static_cast<char*>(buffer) + got, size - got,
+                          static_cast<off_t>(offset + got));
+      if (n == 0) break;
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return ErrnoError("reading " + path_, errno);
+      }
+      got += static_cast<size_t>(n);
+    }
+    return got;
+  }
+  uint64_t size() const override { return size_; }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  int fd_;
+  uint64_t size_;
+};
+
+class MemoryFile final : public RandomAccessFile {
+ public:
+  MemoryFile(const std::string& data, std::string name) : data_(data), name_(std::move(name)) {}
+  Result<size_t> ReadAt(uint64_t offset, void* buffer, size_t size) override {
+    if (offset >= data_.size()) return size_t{0};
+    size_t n = std::min<uint64_t>(size, data_.size() - offset);
+    std::memcpy(buffer, data_.data() + offset, n);
+    return n;
+  }
+  uint64_t size() const override { return data_.size(); }
+  const std::string& path() const override { return name_; }
+
+ private:
+  const std::string& data_;
+  std::string name_;
+};
+
 class PosixEnv final : public Env {
  public:
   Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
@@ -126,6 +172,18 @@ class PosixEnv final : public Env {
     if (fd < 0) return ErrnoError("opening " + path, errno);
     ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     return std::unique_ptr<SequentialFile>(new PosixSequentialFile(path, fd));
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError("opening " + path, errno);
+    struct stat st;
+    if (::fstat(fd, &st) != 0) {
+      int err = errno;
+      ::close(fd);
+      return ErrnoError("reading " + path, err);
+    }
+    return std::unique_ptr<RandomAccessFile>(
+        new PosixRandomAccessFile(path, fd, static_cast<uint64_t>(st.st_size)));
   }
   Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
     int rc = no_replace
@@ -218,6 +276,22 @@ class FaultSequentialFile final : public SequentialFile {
   FaultCounter& faults_;
 };
 
+class FaultRandomAccessFile final : public RandomAccessFile {
+ public:
+  FaultRandomAccessFile(std::unique_ptr<RandomAccessFile> base, FaultCounter& faults)
+      : base_(std::move(base)), faults_(faults) {}
+  Result<size_t> ReadAt(uint64_t offset, void* buffer, size_t size) override {
+    if (faults_.Hit("read")) return ErrnoError("reading " + path(), EIO);
+    return base_->ReadAt(offset, buffer, size);
+  }
+  uint64_t size() const override { return base_->size(); }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  std::unique_ptr<RandomAccessFile> base_;
+  FaultCounter& faults_;
+};
+
 class FaultInjectingEnv final : public Env {
  public:
   FaultInjectingEnv(Env& base, FaultSpec spec) : base_(base), faults_(std::move(spec)) {}
@@ -230,6 +304,10 @@ class FaultInjectingEnv final : public Env {
   Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
     LV_ASSIGN_OR_RETURN(auto file, base_.NewSequentialFile(path));
     return std::unique_ptr<SequentialFile>(new FaultSequentialFile(std::move(file), faults_));
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    LV_ASSIGN_OR_RETURN(auto file, base_.NewRandomAccessFile(path));
+    return std::unique_ptr<RandomAccessFile>(new FaultRandomAccessFile(std::move(file), faults_));
   }
   Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
     if (faults_.Hit("rename")) return ErrnoError("renaming " + from + " to " + to, EIO);
@@ -255,6 +333,10 @@ class FaultInjectingEnv final : public Env {
 };
 
 }  // namespace
+
+std::unique_ptr<RandomAccessFile> NewMemoryFile(const std::string& data, const std::string& name) {
+  return std::make_unique<MemoryFile>(data, name);
+}
 
 Env& Env::Default() {
   static PosixEnv env;

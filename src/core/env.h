@@ -31,6 +31,20 @@ class SequentialFile {
   virtual const std::string& path() const = 0;
 };
 
+// Reads at any offset: a Parquet checkpoint is read a page at a time, never held whole.
+class RandomAccessFile {
+ public:
+  virtual ~RandomAccessFile() = default;
+  // Reads up to `size` bytes at `offset`; fewer only at the end of the file.
+  virtual Result<size_t> ReadAt(uint64_t offset, void* buffer, size_t size) = 0;
+  virtual uint64_t size() const = 0;
+  virtual const std::string& path() const = 0;
+};
+
+// A RandomAccessFile over bytes already in memory (`name` is used in errors), for tests and
+// fuzzing. `data` must outlive it.
+std::unique_ptr<RandomAccessFile> NewMemoryFile(const std::string& data, const std::string& name);
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -38,6 +52,8 @@ class Env {
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
                                                                 mode_t mode) = 0;
   virtual Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) = 0;
+  virtual Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+      const std::string& path) = 0;
   // With no_replace, fails with "exists" instead of overwriting `to` (renameat2 RENAME_NOREPLACE).
   virtual Status Rename(const std::string& from, const std::string& to, bool no_replace) = 0;
   // Swaps two existing paths in one step (renameat2 RENAME_EXCHANGE): a reader sees one or the

@@ -1,24 +1,24 @@
 // Parquet reading for Delta checkpoints: the thrift footer is decoded field by field with
 // libthrift's compact protocol (no generated code: we only need a handful of fields and must
-// tolerate every writer's extras), pages are decompressed with snappy/zlib/zstd, values decoded
+// tolerate every writer's extras), pages are read and decompressed as they are consumed
+// (page_stream.h), values decoded
 // from PLAIN and dictionary encodings, and nested rows reassembled from repetition and
 // definition levels.
 #include "parquet/parquet.h"
 
 #include <fcntl.h>
-#include <snappy.h>
 #include <sys/stat.h>
 #include <thrift/protocol/TCompactProtocol.h>
 #include <thrift/transport/TBufferTransports.h>
 #include <unistd.h>
-#include <zlib.h>
-#include <zstd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <utility>
+
+#include "parquet/page_stream.h"
 
 namespace lakevault::parquet {
 namespace {
@@ -30,7 +30,6 @@ using apache::thrift::transport::TMemoryBuffer;
 using Proto = TCompactProtocolT<TMemoryBuffer>;
 
 constexpr size_t kMaxFooter = 256u << 20;
-constexpr size_t kMaxPage = 512u << 20;
 
 // A thrift reader over a byte range; `consumed()` says how far a struct went.
 class ThriftReader {
@@ -336,32 +335,19 @@ Result<std::string> ReadTail(const std::string& path, size_t want, uint64_t* fil
 
 // ---------------------------------------------------------------- value decoding
 
-// A leaf column's values for all rows: levels per entry and the non-null values in order.
-// A PLAIN byte array left in its page (ColumnData::pages), read when its row is built.
-struct TextRef {
-  static constexpr uint32_t kNoPage = UINT32_MAX;
-  uint32_t page = kNoPage;  // kNoPage: the value is in ColumnData::values
-  uint32_t offset = 0;
-  uint32_t size = 0;
-};
-
+// A leaf column's entries for one batch of rows: levels per entry and the non-null values in
+// order. A batch is a few thousand rows, so a big column never has all its values decoded at once.
 struct ColumnData {
   std::vector<uint8_t> rep;
   std::vector<uint8_t> def;
   std::vector<nlohmann::json> values;  // one per entry with def == max_def
-  // PLAIN byte arrays stay in their decompressed page until their row is built (values holds null
-  // for them): a checkpoint's stats column can be one page of tens of MB per row group, and as
-  // separate strings it took as much again. Empty until such a page is read; then one per value.
-  std::vector<std::shared_ptr<const std::string>> pages;
-  std::vector<TextRef> text;
 
   // Value `i`, moved out: every value belongs to one place in one row.
-  nlohmann::json Take(size_t i) {
-    if (i < text.size() && text[i].page != TextRef::kNoPage) {
-      TextRef t = std::exchange(text[i], TextRef{});  // taken twice, it is null as a moved value
-      return std::string(pages[t.page]->data() + t.offset, t.size);
-    }
-    return std::move(values[i]);
+  nlohmann::json Take(size_t i) { return std::move(values[i]); }
+  void Clear() {
+    rep.clear();
+    def.clear();
+    values.clear();
   }
 };
 
@@ -452,6 +438,85 @@ int BitWidth(int max_level) {
   return w;
 }
 
+// The RLE / bit-packing hybrid read one value at a time from bytes it owns, with DecodeHybrid's
+// checks: a page's levels are a few KB encoded and one byte a value decoded, for every leaf.
+class HybridReader {
+ public:
+  HybridReader() = default;
+  HybridReader(const HybridReader&) = delete;
+  HybridReader& operator=(const HybridReader&) = delete;
+
+  void Reset(std::string bytes, int bit_width) {
+    data_ = std::move(bytes);
+    width_ = bit_width;
+    Rewind();
+  }
+  // Back to the first value.
+  void Rewind() {
+    in_ = ByteCursor(reinterpret_cast<const uint8_t*>(data_.data()), data_.size());
+    rle_left_ = 0;
+    packed_left_ = 0;
+  }
+  Status Next(uint32_t* v) {
+    if (rle_left_ == 0 && packed_left_ == 0) LV_RETURN_IF_ERROR(NextRun());
+    if (rle_left_ > 0) {
+      --rle_left_;
+      *v = rle_value_;
+      return Status::Ok();
+    }
+    uint32_t value = 0;
+    for (int b = 0; b < width_; ++b, ++bit_) {
+      size_t byte = static_cast<size_t>(bit_ >> 3);
+      if (byte >= packed_bytes_) return Error("truncated bit-packed run");
+      value |= static_cast<uint32_t>((packed_[byte] >> (bit_ & 7)) & 1) << b;
+    }
+    --packed_left_;
+    *v = value;
+    return Status::Ok();
+  }
+
+ private:
+  Status NextRun() {
+    if (width_ < 0 || width_ > 32) return Error("bad bit width " + std::to_string(width_));
+    uint64_t header;
+    if (!in_.Varint(&header)) return Error("truncated RLE run");
+    if (header & 1) {
+      uint64_t groups = header >> 1;
+      if (groups > (1u << 28)) return Error("bit-packed run too long");
+      size_t bytes = static_cast<size_t>(groups) * static_cast<size_t>(width_);
+      if (!in_.Take(bytes, &packed_)) {
+        // Writers may end a last partial group early; take what is there.
+        bytes = in_.left();
+        in_.Take(bytes, &packed_);
+      }
+      packed_bytes_ = bytes;
+      packed_left_ = static_cast<size_t>(groups) * 8;
+      bit_ = 0;
+      if (packed_left_ == 0) return NextRun();
+      return Status::Ok();
+    }
+    uint64_t run = header >> 1;
+    size_t width = static_cast<size_t>((width_ + 7) / 8);
+    const uint8_t* p;
+    if (!in_.Take(width, &p)) return Error("truncated RLE value");
+    rle_value_ = 0;
+    for (size_t i = 0; i < width; ++i) rle_value_ |= static_cast<uint32_t>(p[i]) << (8 * i);
+    if (run == 0) return Error("empty RLE run");
+    rle_left_ = run;
+    return Status::Ok();
+  }
+
+  std::string data_;
+  ByteCursor in_{nullptr, 0};
+  int width_ = 0;
+  uint64_t rle_left_ = 0;
+  uint32_t rle_value_ = 0;
+  size_t packed_left_ = 0;
+  const uint8_t* packed_ = nullptr;
+  size_t packed_bytes_ = 0;
+  uint64_t bit_ = 0;
+};
+
 // One PLAIN BYTE_ARRAY value: a 4-byte length, then the bytes (`*p`, `*n`).
 Status TakeByteArray(ByteCursor& in, const uint8_t** p, uint32_t* n) {
   if (!in.Take(4, p)) return Error("truncated BYTE_ARRAY length");
@@ -462,7 +527,7 @@ Status TakeByteArray(ByteCursor& in, const uint8_t** p, uint32_t* n) {
 
 Status DecodePlain(ByteCursor& in, const Leaf& leaf, size_t count,
                    std::vector<nlohmann::json>& out) {
-  const uint8_t* p;
+  const uint8_t* p = nullptr;
   switch (leaf.physical) {
     case 0: {  // BOOLEAN, bit-packed LSB first
       size_t bytes = (count + 7) / 8;
@@ -519,69 +584,13 @@ Status DecodePlain(ByteCursor& in, const Leaf& leaf, size_t count,
       return Status::Ok();
     case 6:
       for (size_t i = 0; i < count; ++i) {
-        uint32_t n;
+        uint32_t n = 0;
         LV_RETURN_IF_ERROR(TakeByteArray(in, &p, &n));
         out.push_back(std::string(reinterpret_cast<const char*>(p), n));
       }
       return Status::Ok();
     default:
       return Error("unsupported physical type " + std::to_string(leaf.physical));
-  }
-}
-
-// DecodePlain of `count` BYTE_ARRAY values, the same checks, the values left in `page`.
-Status DecodePlainText(ByteCursor& in, const std::shared_ptr<const std::string>& page, size_t count,
-                       ColumnData& out) {
-  const auto* base = reinterpret_cast<const uint8_t*>(page->data());
-  auto index = static_cast<uint32_t>(out.pages.size());
-  out.text.resize(out.values.size());
-  for (size_t i = 0; i < count; ++i) {
-    const uint8_t* p;
-    uint32_t n;
-    LV_RETURN_IF_ERROR(TakeByteArray(in, &p, &n));
-    out.text.push_back(TextRef{index, static_cast<uint32_t>(p - base), n});
-    out.values.emplace_back();
-  }
-  if (count > 0) out.pages.push_back(page);
-  return Status::Ok();
-}
-
-Result<std::string> Decompress(int codec, const uint8_t* data, size_t size, size_t uncompressed) {
-  if (uncompressed > kMaxPage) return Error("page too large");
-  std::string out;
-  switch (codec) {
-    case 0:
-      return std::string(reinterpret_cast<const char*>(data), size);
-    case 1: {
-      size_t n;
-      if (!snappy::GetUncompressedLength(reinterpret_cast<const char*>(data), size, &n) ||
-          n > kMaxPage || !snappy::Uncompress(reinterpret_cast<const char*>(data), size, &out))
-        return Error("corrupt snappy page");
-      return out;
-    }
-    case 2: {
-      out.resize(uncompressed);
-      z_stream zs{};
-      if (inflateInit2(&zs, 15 + 32) != Z_OK) return Error("zlib init failed");
-      zs.next_in = const_cast<Bytef*>(data);
-      zs.avail_in = static_cast<uInt>(size);
-      zs.next_out = reinterpret_cast<Bytef*>(out.data());
-      zs.avail_out = static_cast<uInt>(out.size());
-      int rc = inflate(&zs, Z_FINISH);
-      inflateEnd(&zs);
-      if (rc != Z_STREAM_END) return Error("corrupt gzip page");
-      out.resize(zs.total_out);
-      return out;
-    }
-    case 6: {
-      out.resize(uncompressed);
-      size_t n = ZSTD_decompress(out.data(), out.size(), data, size);
-      if (ZSTD_isError(n)) return Error(std::string("corrupt zstd page: ") + ZSTD_getErrorName(n));
-      out.resize(n);
-      return out;
-    }
-    default:
-      return Error("unsupported compression codec " + std::to_string(codec));
   }
 }
 
@@ -652,123 +661,262 @@ PageHeader DecodePageHeader(ThriftReader& r) {
   return h;
 }
 
-Status ReadColumnChunk(const std::string& file, const ColumnChunkMeta& cc, const Leaf& leaf,
-                       ColumnData& out) {
-  int64_t start = cc.dictionary_page_offset > 0 && cc.dictionary_page_offset < cc.data_page_offset
-                      ? cc.dictionary_page_offset
-                      : cc.data_page_offset;
-  if (start < 4 || static_cast<uint64_t>(start) >= file.size())
-    return Error("column chunk offset out of range");
-  const auto* base = reinterpret_cast<const uint8_t*>(file.data());
-  size_t pos = static_cast<size_t>(start);
-  std::vector<nlohmann::json> dictionary;
-  int64_t seen = 0;
-  std::vector<uint32_t> levels;
-  std::vector<uint32_t> indices;
-  while (seen < cc.num_values) {
-    if (pos >= file.size()) return Error("column chunk runs past the end of the file");
-    PageHeader h;
-    try {
-      ThriftReader r(base + pos, file.size() - pos);
-      h = DecodePageHeader(r);
-      pos += r.consumed();
-    } catch (const std::exception& e) {
-      return Error(std::string("malformed page header: ") + e.what());
+// Reads one column chunk a page at a time and hands out its entries a batch of rows at a time:
+// only the current page's levels and a window of its decompressed bytes are held.
+class ColumnReader {
+ public:
+  ColumnReader(RandomAccessFile& file, const ColumnChunkMeta& cc, const Leaf& leaf, size_t piece)
+      : file_(file), cc_(cc), leaf_(leaf), piece_(piece) {}
+
+  Status Start() {
+    int64_t start =
+        cc_.dictionary_page_offset > 0 && cc_.dictionary_page_offset < cc_.data_page_offset
+            ? cc_.dictionary_page_offset
+            : cc_.data_page_offset;
+    if (start < 4 || static_cast<uint64_t>(start) >= file_.size())
+      return Error("column chunk offset out of range");
+    pos_ = static_cast<uint64_t>(start);
+    return Status::Ok();
+  }
+
+  // Appends to `out` the entries of up to `rows` more rows; `*got` says how many there were.
+  Status ReadRows(size_t rows, ColumnData& out, size_t* got) {
+    size_t n = 0;
+    while (true) {
+      if (entry_ == page_entries_) {
+        if (seen_ >= cc_.num_values) break;
+        LV_RETURN_IF_ERROR(NextPage());
+        continue;
+      }
+      if (!have_entry_) {
+        LV_RETURN_IF_ERROR(NextLevel(rep_levels_, leaf_.max_rep, &rep_));
+        LV_RETURN_IF_ERROR(NextLevel(def_levels_, leaf_.max_def, &def_));
+        have_entry_ = true;
+      }
+      if (rep_ == 0) {
+        if (n == rows) break;
+        ++n;
+        started_ = true;
+      }
+      if (started_) {
+        out.rep.push_back(rep_);
+        out.def.push_back(def_);
+      }
+      // Entries before the first row's start belong to no row; their values are passed over.
+      if (def_ == leaf_.max_def) {
+        LV_RETURN_IF_ERROR(TakeValue(out.values));
+        if (!started_) out.values.pop_back();
+      }
+      have_entry_ = false;
+      ++entry_;
     }
-    if (h.compressed < 0 || h.uncompressed < 0 ||
-        static_cast<size_t>(h.compressed) > file.size() - pos)
-      return Error("page size out of range");
-    const uint8_t* body = base + pos;
-    pos += static_cast<size_t>(h.compressed);
-    if (h.type == 2) {  // dictionary page
-      LV_ASSIGN_OR_RETURN(std::string raw,
-                          Decompress(cc.codec, body, static_cast<size_t>(h.compressed),
-                                     static_cast<size_t>(h.uncompressed)));
-      ByteCursor in(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
-      dictionary.clear();
-      if (h.num_values < 0) return Error("bad dictionary size");
-      LV_RETURN_IF_ERROR(DecodePlain(in, leaf, static_cast<size_t>(h.num_values), dictionary));
-      continue;
-    }
-    if (h.type != 0 && h.type != 3) continue;  // index pages and unknown pages carry no values
-    if (h.num_values < 0) return Error("bad page value count");
-    size_t n = static_cast<size_t>(h.num_values);
-    // Shared: byte arrays may be left in it (DecodePlainText).
-    auto page = std::make_shared<std::string>();
-    std::string& raw = *page;
-    ByteCursor levels_in(nullptr, 0);
-    std::string v2_levels;
-    if (h.type == 0) {
-      LV_ASSIGN_OR_RETURN(raw, Decompress(cc.codec, body, static_cast<size_t>(h.compressed),
-                                          static_cast<size_t>(h.uncompressed)));
-    } else {
-      size_t lv = static_cast<size_t>(h.def_bytes) + static_cast<size_t>(h.rep_bytes);
-      if (h.def_bytes < 0 || h.rep_bytes < 0 || lv > static_cast<size_t>(h.compressed))
-        return Error("bad v2 level sizes");
-      v2_levels.assign(reinterpret_cast<const char*>(body), lv);
-      if (h.v2_compressed) {
-        LV_ASSIGN_OR_RETURN(raw,
-                            Decompress(cc.codec, body + lv, static_cast<size_t>(h.compressed) - lv,
-                                       static_cast<size_t>(h.uncompressed) - lv));
-      } else {
-        raw.assign(reinterpret_cast<const char*>(body + lv), h.compressed - lv);
+    *got = n;
+    return Status::Ok();
+  }
+
+  // Whether every entry of the chunk has been handed out.
+  bool AtEnd() const { return entry_ == page_entries_ && seen_ >= cc_.num_values; }
+
+ private:
+  Result<PageHeader> ReadPageHeader() {
+    uint64_t left = file_.size() - pos_;
+    for (size_t want = 512;; want *= 8) {
+      size_t n = static_cast<size_t>(std::min<uint64_t>(want, left));
+      std::string buf(n, '\0');
+      LV_ASSIGN_OR_RETURN(size_t read, file_.ReadAt(pos_, buf.data(), n));
+      if (read < n) return Error("column chunk runs past the end of the file");
+      try {
+        ThriftReader r(reinterpret_cast<const uint8_t*>(buf.data()), n);
+        PageHeader h = DecodePageHeader(r);
+        pos_ += r.consumed();
+        return h;
+      } catch (const std::exception& e) {
+        // Cut off by the buffer, or malformed: only a buffer reaching the end of the file tells.
+        if (n == left || want >= kMaxFooter)
+          return Error(std::string("malformed page header: ") + e.what());
       }
     }
-    ByteCursor in(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
-    auto read_levels = [&](int max, int v2_len, std::vector<uint8_t>& dst) -> Status {
-      levels.clear();
-      if (max == 0) {
-        dst.insert(dst.end(), n, 0);
+  }
+
+  static Status NextLevel(HybridReader& levels, int max, uint8_t* out) {
+    if (max == 0) {
+      *out = 0;
+      return Status::Ok();
+    }
+    uint32_t l;
+    LV_RETURN_IF_ERROR(levels.Next(&l));
+    if (l > static_cast<uint32_t>(max)) return Error("level out of range");
+    *out = static_cast<uint8_t>(l);
+    return Status::Ok();
+  }
+
+  // Sets `levels` up to read the page's levels of one kind: in a v1 page a 4-byte length and the
+  // encoded levels open the decompressed body, in a v2 page they precede it uncompressed.
+  Status StartLevels(const PageHeader& h, int max, int v2_offset, int v2_len,
+                     HybridReader& levels) {
+    if (max == 0) return Status::Ok();
+    if (h.type == 0) {
+      LV_ASSIGN_OR_RETURN(const uint8_t* p, values_->Take(4));
+      if (!p) return Error("truncated level length");
+      uint32_t len;
+      std::memcpy(&len, p, 4);
+      LV_ASSIGN_OR_RETURN(p, values_->Take(len));
+      if (!p) return Error("truncated levels");
+      levels.Reset(std::string(reinterpret_cast<const char*>(p), len), BitWidth(max));
+    } else {
+      levels.Reset(v2_levels_.substr(static_cast<size_t>(v2_offset), static_cast<size_t>(v2_len)),
+                   BitWidth(max));
+    }
+    return Status::Ok();
+  }
+
+  // Reads page headers up to the next data page, taking any dictionary page on the way, and
+  // prepares that page's levels and values.
+  Status NextPage() {
+    while (true) {
+      if (pos_ >= file_.size()) return Error("column chunk runs past the end of the file");
+      LV_ASSIGN_OR_RETURN(PageHeader h, ReadPageHeader());
+      if (h.compressed < 0 || h.uncompressed < 0 ||
+          static_cast<uint64_t>(h.compressed) > file_.size() - pos_)
+        return Error("page size out of range");
+      uint64_t body = pos_;
+      pos_ += static_cast<uint64_t>(h.compressed);
+      if (h.type == 2) {  // dictionary page
+        LV_ASSIGN_OR_RETURN(auto stream, PageStream::Open(file_, body, h.compressed, cc_.codec,
+                                                          h.uncompressed, piece_));
+        LV_ASSIGN_OR_RETURN(std::string raw, stream->TakeRest());
+        ByteCursor in(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
+        dictionary_.clear();
+        if (h.num_values < 0) return Error("bad dictionary size");
+        LV_RETURN_IF_ERROR(DecodePlain(in, leaf_, static_cast<size_t>(h.num_values), dictionary_));
+        continue;
+      }
+      if (h.type != 0 && h.type != 3) continue;  // index pages and unknown pages carry no values
+      if (h.num_values < 0) return Error("bad page value count");
+      size_t n = static_cast<size_t>(h.num_values);
+      uint64_t values_at = body, values_size = static_cast<uint64_t>(h.compressed);
+      uint64_t values_uncompressed = static_cast<uint64_t>(h.uncompressed);
+      int codec = cc_.codec;
+      if (h.type == 3) {
+        size_t lv = static_cast<size_t>(h.def_bytes) + static_cast<size_t>(h.rep_bytes);
+        if (h.def_bytes < 0 || h.rep_bytes < 0 || lv > static_cast<size_t>(h.compressed) ||
+            lv > static_cast<size_t>(h.uncompressed))
+          return Error("bad v2 level sizes");
+        v2_levels_.assign(lv, '\0');
+        LV_ASSIGN_OR_RETURN(size_t read, file_.ReadAt(body, v2_levels_.data(), lv));
+        if (read < lv) return Error("column chunk runs past the end of the file");
+        values_at += lv;
+        values_size -= lv;
+        values_uncompressed -= lv;
+        if (!h.v2_compressed) codec = 0;
+      }
+      LV_ASSIGN_OR_RETURN(values_, PageStream::Open(file_, values_at, values_size, codec,
+                                                    values_uncompressed, piece_));
+      LV_RETURN_IF_ERROR(StartLevels(h, leaf_.max_rep, 0, h.rep_bytes, rep_levels_));
+      LV_RETURN_IF_ERROR(StartLevels(h, leaf_.max_def, h.rep_bytes, h.def_bytes, def_levels_));
+      entry_ = 0;
+      page_entries_ = n;
+      have_entry_ = false;
+      // The values the page holds, from a pass over a copy of its definition levels.
+      size_t present = 0;
+      if (leaf_.max_def == 0) {
+        present = n;
+      } else {
+        for (size_t i = 0; i < n; ++i) {
+          uint8_t d = 0;
+          LV_RETURN_IF_ERROR(NextLevel(def_levels_, leaf_.max_def, &d));
+          if (d == leaf_.max_def) ++present;
+        }
+        def_levels_.Rewind();
+      }
+      encoding_ = h.encoding;
+      indices_.clear();
+      next_index_ = 0;
+      bools_.clear();
+      next_bool_ = 0;
+      if (encoding_ == 0 && leaf_.physical == 0) {  // BOOLEAN, bit-packed LSB first
+        LV_ASSIGN_OR_RETURN(const uint8_t* p, values_->Take((present + 7) / 8));
+        if (!p) return Error("truncated BOOLEAN values");
+        bools_.assign(reinterpret_cast<const char*>(p), (present + 7) / 8);
+      } else if (encoding_ == 2 || encoding_ == 8) {
+        if (present > 0) {
+          LV_ASSIGN_OR_RETURN(const uint8_t* p, values_->Take(1));
+          if (!p) return Error("truncated dictionary index width");
+          int width = p[0];
+          LV_ASSIGN_OR_RETURN(std::string rest, values_->TakeRest());
+          ByteCursor in(reinterpret_cast<const uint8_t*>(rest.data()), rest.size());
+          LV_RETURN_IF_ERROR(DecodeHybrid(in, width, present, indices_));
+          for (uint32_t i : indices_)
+            if (i >= dictionary_.size()) return Error("dictionary index out of range");
+        }
+      } else if (encoding_ != 0) {
+        return Error("unsupported encoding " + std::to_string(encoding_));
+      }
+      seen_ += h.num_values;
+      return Status::Ok();
+    }
+  }
+
+  Status TakeValue(std::vector<nlohmann::json>& out) {
+    if (encoding_ == 2 || encoding_ == 8) {
+      out.push_back(dictionary_[indices_[next_index_++]]);
+      return Status::Ok();
+    }
+    const uint8_t* p;
+    switch (leaf_.physical) {
+      case 0:
+        out.push_back(((static_cast<uint8_t>(bools_[next_bool_ >> 3]) >> (next_bool_ & 7)) & 1) !=
+                      0);
+        ++next_bool_;
+        return Status::Ok();
+      case 6: {
+        LV_ASSIGN_OR_RETURN(p, values_->Take(4));
+        if (!p) return Error("truncated BYTE_ARRAY length");
+        uint32_t n;
+        std::memcpy(&n, p, 4);
+        LV_ASSIGN_OR_RETURN(p, values_->Take(n));
+        if (!p) return Error("truncated BYTE_ARRAY value");
+        out.push_back(std::string(reinterpret_cast<const char*>(p), n));
         return Status::Ok();
       }
-      if (h.type == 0) {
-        const uint8_t* p;
-        if (!in.Take(4, &p)) return Error("truncated level length");
-        uint32_t len;
-        std::memcpy(&len, p, 4);
-        if (!in.Take(len, &p)) return Error("truncated levels");
-        ByteCursor lc(p, len);
-        LV_RETURN_IF_ERROR(DecodeHybrid(lc, BitWidth(max), n, levels));
-      } else {
-        ByteCursor lc(reinterpret_cast<const uint8_t*>(v2_levels.data()) +
-                          (&dst == &out.def ? h.rep_bytes : 0),
-                      static_cast<size_t>(v2_len));
-        LV_RETURN_IF_ERROR(DecodeHybrid(lc, BitWidth(max), n, levels));
+      default: {
+        size_t width = leaf_.physical == 1 || leaf_.physical == 4   ? 4
+                       : leaf_.physical == 2 || leaf_.physical == 5 ? 8
+                       : leaf_.physical == 3                        ? 12
+                       : leaf_.physical == 7 ? static_cast<size_t>(std::max(0, leaf_.type_length))
+                                             : 0;
+        if (width == 0 && leaf_.physical != 7)
+          return Error("unsupported physical type " + std::to_string(leaf_.physical));
+        LV_ASSIGN_OR_RETURN(p, values_->Take(width));
+        if (!p) return Error("truncated fixed-width values");
+        ByteCursor in(p, width);
+        return DecodePlain(in, leaf_, 1, out);
       }
-      for (uint32_t l : levels) {
-        if (l > static_cast<uint32_t>(max)) return Error("level out of range");
-        dst.push_back(static_cast<uint8_t>(l));
-      }
-      return Status::Ok();
-    };
-    size_t def_start = out.def.size();
-    LV_RETURN_IF_ERROR(read_levels(leaf.max_rep, h.rep_bytes, out.rep));
-    LV_RETURN_IF_ERROR(read_levels(leaf.max_def, h.def_bytes, out.def));
-    size_t present = 0;
-    for (size_t i = def_start; i < out.def.size(); ++i)
-      if (out.def[i] == leaf.max_def) ++present;
-    if (h.encoding == 0 && leaf.physical == 6) {
-      LV_RETURN_IF_ERROR(DecodePlainText(in, page, present, out));
-    } else if (h.encoding == 0) {
-      LV_RETURN_IF_ERROR(DecodePlain(in, leaf, present, out.values));
-    } else if (h.encoding == 2 || h.encoding == 8) {
-      if (present > 0) {
-        const uint8_t* p;
-        if (!in.Take(1, &p)) return Error("truncated dictionary index width");
-        indices.clear();
-        LV_RETURN_IF_ERROR(DecodeHybrid(in, p[0], present, indices));
-        for (uint32_t i : indices) {
-          if (i >= dictionary.size()) return Error("dictionary index out of range");
-          out.values.push_back(dictionary[i]);
-        }
-      }
-    } else {
-      return Error("unsupported encoding " + std::to_string(h.encoding));
     }
-    seen += h.num_values;
   }
-  return Status::Ok();
-}
+
+  RandomAccessFile& file_;
+  const ColumnChunkMeta& cc_;
+  const Leaf& leaf_;
+  size_t piece_;
+  uint64_t pos_ = 0;  // the next page header
+  int64_t seen_ = 0;  // entries of the data pages read so far
+  bool started_ = false;
+  std::vector<nlohmann::json> dictionary_;
+  std::string v2_levels_;
+  // The current data page.
+  HybridReader rep_levels_, def_levels_;
+  size_t page_entries_ = 0;
+  size_t entry_ = 0;
+  bool have_entry_ = false;  // rep_ and def_ hold entry_'s levels, read ahead to find a row's end
+  uint8_t rep_ = 0, def_ = 0;
+  int encoding_ = 0;
+  std::unique_ptr<PageStream> values_;
+  std::vector<uint32_t> indices_;
+  size_t next_index_ = 0;
+  std::string bools_;
+  size_t next_bool_ = 0;
+};
 
 // ---------------------------------------------------------------- record assembly
 
@@ -973,14 +1121,18 @@ Result<FileMetadata> ReadFileMetadata(Env&, const std::string& path) {
 
 Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& path,
                                                    const std::vector<std::string>& fields) {
-  LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
-  return ParseRowsAsJson(file, fields, path);
+  std::vector<nlohmann::json> rows;
+  LV_RETURN_IF_ERROR(ForEachRowAsJson(env, path, fields, [&](nlohmann::json& row) {
+    rows.push_back(std::move(row));
+    return Status::Ok();
+  }));
+  return rows;
 }
 
 Status ForEachRowAsJson(Env& env, const std::string& path, const std::vector<std::string>& fields,
-                        const RowCallback& fn) {
-  LV_ASSIGN_OR_RETURN(std::string file, ReadWholeFile(env, path));
-  return ParseEachRowAsJson(file, fields, path, fn);
+                        const RowCallback& fn, const StreamOptions& options) {
+  LV_ASSIGN_OR_RETURN(auto file, env.NewRandomAccessFile(path));
+  return ForEachRowAsJson(*file, fields, fn, options);
 }
 
 Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
@@ -995,10 +1147,29 @@ Result<std::vector<nlohmann::json>> ParseRowsAsJson(const std::string& file,
 }
 
 Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string>& fields,
-                          const std::string& path, const RowCallback& fn) {
-  if (file.size() < 12 || file.compare(0, 4, "PAR1") != 0)
-    return Error(path + ": not a Parquet file");
-  auto mdr = DecodeFooterBytes(file, nullptr);
+                          const std::string& name, const RowCallback& fn) {
+  return ForEachRowAsJson(*NewMemoryFile(file, name), fields, fn);
+}
+
+Status ForEachRowAsJson(RandomAccessFile& file, const std::vector<std::string>& fields,
+                        const RowCallback& fn, const StreamOptions& options) {
+  const std::string& path = file.path();
+  char magic[4] = {};
+  if (file.size() < 12) return Error(path + ": not a Parquet file");
+  LV_ASSIGN_OR_RETURN(size_t got, file.ReadAt(0, magic, 4));
+  if (got < 4 || std::memcmp(magic, "PAR1", 4) != 0) return Error(path + ": not a Parquet file");
+  // The footer: its length sits in the 4 bytes before the trailing "PAR1".
+  std::string tail(8, '\0');
+  LV_ASSIGN_OR_RETURN(got, file.ReadAt(file.size() - 8, tail.data(), 8));
+  if (got < 8) return Error(path + ": unexpected end of file");
+  uint32_t len;
+  std::memcpy(&len, tail.data(), 4);
+  if (tail.compare(4, 4, "PAR1") == 0 && len <= kMaxFooter && len + 8 <= file.size()) {
+    tail.assign(len + 8, '\0');
+    LV_ASSIGN_OR_RETURN(got, file.ReadAt(file.size() - len - 8, tail.data(), len + 8));
+    if (got < len + 8) return Error(path + ": unexpected end of file");
+  }
+  auto mdr = DecodeFooterBytes(tail, nullptr);
   if (!mdr.ok()) return Error(path + ": " + mdr.message());
   const RawMetadata& md = *mdr;
   // Redundant typed copies of stats and partition values are skipped: they can hold any type.
@@ -1044,66 +1215,86 @@ Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string
     Assembler::CollectLeaves(tops[ti], top_leaves[ti]);
   }
   std::vector<Span> spans(leaves.size());
+  const size_t batch_rows = std::max<size_t>(options.rows_per_batch, 1);
+  std::vector<ColumnData> cols(leaves.size());
+  auto column_error = [&](size_t li, const std::string& what) {
+    return Error(path + ": column " + leaves[li].path.front() + "." + leaves[li].path.back() +
+                 ": " + what);
+  };
   for (const auto& rg : md.row_groups) {
-    std::vector<ColumnData> cols(leaves.size());
+    std::vector<std::unique_ptr<ColumnReader>> readers(leaves.size());
     for (size_t li = 0; li < leaves.size(); ++li) {
       if (!used[li]) continue;
       const ColumnChunkMeta* cc = nullptr;
       for (const auto& c : rg.columns)
         if (c.path == leaves[li].path) cc = &c;
       if (!cc) return Error(path + ": no column chunk for " + leaves[li].path.back());
-      Status st = ReadColumnChunk(file, *cc, leaves[li], cols[li]);
-      if (!st.ok())
-        return Error(path + ": column " + leaves[li].path.front() + "." + leaves[li].path.back() +
-                     ": " + st.message());
-      if (cols[li].def.size() != cols[li].rep.size())
-        return Error(path + ": inconsistent levels in " + leaves[li].path.back());
+      readers[li] = std::make_unique<ColumnReader>(file, *cc, leaves[li], options.read_piece);
+      Status st = readers[li]->Start();
+      if (!st.ok()) return column_error(li, st.message());
     }
-    // Rows per leaf: entries with rep == 0. Counted here, found again row by row below: as
-    // stored positions they took 16 bytes a row for every leaf.
+    if (rg.num_rows < 0) return Error(path + ": negative row count in a row group");
+    for (int64_t done = 0; done < rg.num_rows;) {
+      size_t want = static_cast<size_t>(std::min<int64_t>(rg.num_rows - done, batch_rows));
+      for (size_t li = 0; li < leaves.size(); ++li) {
+        if (!used[li]) continue;
+        cols[li].Clear();
+        size_t got = 0;
+        Status st = readers[li]->ReadRows(want, cols[li], &got);
+        if (!st.ok()) return column_error(li, st.message());
+        if (got != want)
+          return Error(path + ": column " + leaves[li].path.back() + " has " +
+                       std::to_string(done + static_cast<int64_t>(got)) + " rows, row group says " +
+                       std::to_string(rg.num_rows));
+      }
+      // Each leaf's next row: its first entry and the index of its first value.
+      std::vector<Span> next(leaves.size());
+      Assembler as(leaves, cols);
+      for (size_t row = 0; row < want; ++row) {
+        for (size_t li = 0; li < leaves.size(); ++li) {
+          if (!used[li]) continue;
+          const ColumnData& c = cols[li];
+          Span& s = next[li];
+          size_t e = s.begin + 1;
+          while (e < c.rep.size() && c.rep[e] != 0) ++e;
+          spans[li] = Span{s.begin, e, s.value};
+          for (size_t i = s.begin; i < e; ++i)
+            if (c.def[i] == leaves[li].max_def) ++s.value;
+          s.begin = e;
+        }
+        nlohmann::json obj = nlohmann::json::object();
+        for (size_t ti = 0; ti < tops.size(); ++ti) {
+          const Node& t = tops[ti];
+          const std::vector<int>& tl = top_leaves[ti];
+          if (tl.empty()) continue;
+          if (t.repetition != 2) {
+            // Most fields of a checkpoint row are null: BuildOne's own test, before building.
+            const Span& s = spans[tl.front()];
+            if (s.begin >= s.end || cols[static_cast<size_t>(tl.front())].def[s.begin] < t.def)
+              continue;
+          }
+          nlohmann::json v = as.Build(t, spans);
+          if (!v.is_null()) obj[t.name] = std::move(v);
+        }
+        LV_RETURN_IF_ERROR(fn(obj));
+      }
+      done += static_cast<int64_t>(want);
+    }
     for (size_t li = 0; li < leaves.size(); ++li) {
-      if (!used[li]) continue;
-      int64_t rows = std::count(cols[li].rep.begin(), cols[li].rep.end(), uint8_t{0});
+      if (!used[li] || readers[li]->AtEnd()) continue;
+      // More entries than rows: counted to the end, as the error has always said.
+      int64_t rows = rg.num_rows;
+      while (true) {
+        cols[li].Clear();
+        size_t got = 0;
+        Status st = readers[li]->ReadRows(batch_rows, cols[li], &got);
+        if (!st.ok()) return column_error(li, st.message());
+        rows += static_cast<int64_t>(got);
+        if (got < batch_rows) break;
+      }
       if (rows != rg.num_rows)
         return Error(path + ": column " + leaves[li].path.back() + " has " + std::to_string(rows) +
                      " rows, row group says " + std::to_string(rg.num_rows));
-    }
-    // Each leaf's next row: its first entry and the index of its first value.
-    std::vector<Span> next(leaves.size());
-    for (size_t li = 0; li < leaves.size(); ++li) {
-      if (!used[li]) continue;
-      const ColumnData& c = cols[li];
-      while (next[li].begin < c.rep.size() && c.rep[next[li].begin] != 0)
-        if (c.def[next[li].begin++] == leaves[li].max_def) ++next[li].value;
-    }
-    Assembler as(leaves, cols);
-    for (int64_t row = 0; row < rg.num_rows; ++row) {
-      for (size_t li = 0; li < leaves.size(); ++li) {
-        if (!used[li]) continue;
-        const ColumnData& c = cols[li];
-        Span& s = next[li];
-        size_t e = s.begin + 1;
-        while (e < c.rep.size() && c.rep[e] != 0) ++e;
-        spans[li] = Span{s.begin, e, s.value};
-        for (size_t i = s.begin; i < e; ++i)
-          if (c.def[i] == leaves[li].max_def) ++s.value;
-        s.begin = e;
-      }
-      nlohmann::json obj = nlohmann::json::object();
-      for (size_t ti = 0; ti < tops.size(); ++ti) {
-        const Node& t = tops[ti];
-        const std::vector<int>& tl = top_leaves[ti];
-        if (tl.empty()) continue;
-        if (t.repetition != 2) {
-          // Most fields of a checkpoint row are null: BuildOne's own test, before building.
-          const Span& s = spans[tl.front()];
-          if (s.begin >= s.end || cols[static_cast<size_t>(tl.front())].def[s.begin] < t.def)
-            continue;
-        }
-        nlohmann::json v = as.Build(t, spans);
-        if (!v.is_null()) obj[t.name] = std::move(v);
-      }
-      LV_RETURN_IF_ERROR(fn(obj));
     }
   }
   return Status::Ok();

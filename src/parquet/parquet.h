@@ -49,12 +49,22 @@ Result<FileMetadata> ParseFooter(const std::string& tail);
 // FLOAT/DOUBLE numbers, BYTE_ARRAY strings; nulls inside a struct are JSON null.
 Result<std::vector<nlohmann::json>> ReadRowsAsJson(Env& env, const std::string& path,
                                                    const std::vector<std::string>& fields);
+// How rows are streamed. The defaults suit every use; tests shrink them to reach every boundary.
+struct StreamOptions {
+  size_t rows_per_batch = 1024;    // rows whose column values are decoded at a time
+  size_t read_piece = 128u << 10;  // bytes read from the file at a time
+};
+
 // Calls `fn` with each row in turn, as ReadRowsAsJson would return it (`fn` may move it away),
-// without holding them all: a checkpoint of 300,000 files is several times its size as JSON.
+// without holding them all, nor the file, nor a whole page: a batch of rows is decoded at a time
+// from pages read and decompressed as they are consumed, so memory stays a few MB whatever the
+// checkpoint's size (a checkpoint of 300,000 files is 50 MB, and several times that as JSON).
 // Stops at the first error, from the file or from `fn`.
 using RowCallback = std::function<Status(nlohmann::json& row)>;
 Status ForEachRowAsJson(Env& env, const std::string& path, const std::vector<std::string>& fields,
-                        const RowCallback& fn);
+                        const RowCallback& fn, const StreamOptions& options = {});
+Status ForEachRowAsJson(RandomAccessFile& file, const std::vector<std::string>& fields,
+                        const RowCallback& fn, const StreamOptions& options = {});
 // ForEachRowAsJson on a whole file already in memory (`name` is used in errors).
 Status ParseEachRowAsJson(const std::string& file, const std::vector<std::string>& fields,
                           const std::string& name, const RowCallback& fn);
