@@ -7,7 +7,8 @@
 #   BENCH_SCALING   1: also run 256 and 512 MiB and a small-files variant (default 0)
 #   BENCH_DIR       scratch folder (default bench/out/work); wiped per variant
 #   BENCH_BIG_LOG   live files of the big-log table timed with `lakevault check` (default 300000; 0 skips)
-#   BENCH_BIG_LOG_SPARSE 1: create the big-log data files as sparse files (healthy table) (default 0)
+#   BENCH_BIG_LOG_SPARSE 1: create the big-log data files as sparse files, a healthy table whose
+#                   files check also stats (default 1); 0: no data files, all reported missing
 #   BENCH_REPEAT    run every variant N times; the report shows the median wall time (default 1)
 #   BENCH_KEEP      1: keep each variant's scratch folder after its run (default 0)
 #   LAKEVAULT_BIN   the binary (default build/lakevault)
@@ -20,7 +21,7 @@ bin=${LAKEVAULT_BIN:-$top/build/lakevault}
 size_mb=${BENCH_SIZE_MB:-1024}
 scaling=${BENCH_SCALING:-0}
 big_log=${BENCH_BIG_LOG:-300000}
-big_log_sparse=${BENCH_BIG_LOG_SPARSE:-0}
+big_log_sparse=${BENCH_BIG_LOG_SPARSE:-1}
 keep=${BENCH_KEEP:-0}
 repeat=${BENCH_REPEAT:-1}
 out="$top/bench/out"

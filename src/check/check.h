@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -43,5 +44,7 @@ Result<CheckReport> CheckLake(Env& env, const std::string& lake_dir,
                               const std::vector<std::string>& only = {});
 
 nlohmann::json CheckReportToJson(const CheckReport& report);
+// Writes exactly CheckReportToJson(report).dump(2), without building the document.
+void WriteCheckReportJson(const CheckReport& report, std::ostream& out);
 
 }  // namespace lakevault

@@ -31,7 +31,8 @@ void AddCheckCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       }
       LV_ASSIGN_OR_RETURN(CheckReport report, CheckLake(ctx.env(), lake, flags->tables));
       if (flags->json) {
-        std::cout << CheckReportToJson(report).dump(2) << "\n";
+        WriteCheckReportJson(report, std::cout);
+        std::cout << "\n";
       } else {
         for (const auto& t : report.tables) {
           fmt::print("{:<6} {:<32} v{:<6} {:>7} files {:>12} {:>14} rows\n",
