@@ -9,9 +9,6 @@ namespace lakevault::parquet {
 namespace {
 
 constexpr uint64_t kMaxPage = 512u << 20;
-// Pages whose compressed body is at most this are kept whole as they are decoded (a few MB at
-// most): the snappy offset scan would cost more than it saves.
-constexpr uint64_t kScanAbove = 64u << 10;
 // Consumed bytes are dropped from the front of the output once this many have piled up.
 constexpr size_t kDropAtLeast = 64u << 10;
 constexpr uint64_t kKeepAll = std::numeric_limits<uint64_t>::max();
@@ -87,7 +84,19 @@ bool ParsePreamble(const uint8_t* p, size_t available, uint64_t* value, size_t* 
 }  // namespace
 
 RangeReader::RangeReader(RandomAccessFile& file, uint64_t offset, uint64_t size, size_t piece)
-    : file_(file), next_(offset), left_(size), piece_(std::max<size_t>(piece, 1)) {}
+    : file_(file),
+      offset_(offset),
+      size_(size),
+      next_(offset),
+      left_(size),
+      piece_(std::max<size_t>(piece, 1)) {}
+
+void RangeReader::Restart() {
+  next_ = offset_;
+  left_ = size_;
+  buf_.clear();
+  pos_ = 0;
+}
 
 Status RangeReader::Fill(size_t n) {
   if (available() >= n || left_ == 0) return Status::Ok();
@@ -104,36 +113,6 @@ Status RangeReader::Fill(size_t n) {
     left_ -= got;
   }
   return Status::Ok();
-}
-
-Result<uint64_t> SnappyMaxOffset(RandomAccessFile& file, uint64_t offset, uint64_t size,
-                                 size_t piece) {
-  RangeReader in(file, offset, size, piece);
-  LV_RETURN_IF_ERROR(in.Fill(5));
-  uint64_t total = 0;
-  size_t used = 0;
-  if (!ParsePreamble(in.data(), in.available(), &total, &used)) return Error("corrupt snappy page");
-  in.Skip(used);
-  uint64_t max_offset = 0;
-  while (true) {
-    LV_RETURN_IF_ERROR(in.Fill(5));
-    if (in.available() == 0) break;
-    SnappyTag t = ParseTag(in.data(), in.available());
-    if (t.header == 0) return Error("corrupt snappy page");
-    in.Skip(t.header);
-    if (!t.literal) {
-      max_offset = std::max(max_offset, t.offset);
-      continue;
-    }
-    for (uint64_t left = t.length; left > 0;) {  // literal bytes are skipped, not read twice
-      LV_RETURN_IF_ERROR(in.Fill(1));
-      if (in.available() == 0) return Error("corrupt snappy page");
-      size_t k = static_cast<size_t>(std::min<uint64_t>(left, in.available()));
-      in.Skip(k);
-      left -= k;
-    }
-  }
-  return max_offset;
 }
 
 PageStream::PageStream(RandomAccessFile& file, uint64_t offset, uint64_t size, int codec,
@@ -154,11 +133,6 @@ Result<std::unique_ptr<PageStream>> PageStream::Open(RandomAccessFile& file, uin
     case 0:
       break;
     case 1:
-      if (size > kScanAbove) {
-        LV_ASSIGN_OR_RETURN(s->window_, SnappyMaxOffset(file, offset, size, piece));
-      } else {
-        s->window_ = kKeepAll;
-      }
       break;
     case 2:
       if (inflateInit2(&s->zs_, 15 + 32) != Z_OK) return Error("zlib init failed");
@@ -181,6 +155,7 @@ void PageStream::DropConsumed() {
   if (drop < kDropAtLeast && drop < out_.size() / 2) return;
   out_.erase(0, drop);
   out_pos_ -= drop;
+  dropped_ += drop;
 }
 
 Result<const uint8_t*> PageStream::Take(size_t n) {
@@ -229,7 +204,7 @@ Status PageStream::Produce(size_t n) {
 // The snappy format (format_description.txt in google/snappy): a varint length, then literals
 // and back-references. libsnappy's own streaming interface (Source/Sink) still holds the whole
 // output until the end, because a copy may reach anywhere behind it; this decoder keeps only the
-// window the stream's largest offset needs (SnappyMaxOffset). It refuses what libsnappy refuses:
+// window its copies need (window_). It refuses what libsnappy refuses:
 // a copy before the start, output longer than announced, input left over or cut short.
 Status PageStream::ProduceSnappy(size_t n) {
   const Error corrupt("corrupt snappy page");
@@ -273,6 +248,7 @@ Status PageStream::ProduceSnappy(size_t n) {
     char* d = start;
     char* const limit = start + kRoom - 64;  // a copy is at most 64 bytes
     uint64_t left = snappy_total_ - produced_;
+    bool restart = false;
     while (left > 0 && end - p >= 5 && d < limit) {
       SnappyTag t = ParseTag(p, static_cast<size_t>(end - p));
       if (t.header == 0 || t.length > left) {
@@ -295,7 +271,10 @@ Status PageStream::ProduceSnappy(size_t n) {
       size_t len = static_cast<size_t>(t.length);
       if (t.offset == 0 || t.offset > base + static_cast<size_t>(d - start)) {
         out_.resize(base + static_cast<size_t>(d - start));
-        return corrupt;
+        produced_ = snappy_total_ - left;
+        if (t.offset == 0 || t.offset > produced_ || window_ == kKeepAll) return corrupt;
+        restart = true;
+        break;
       }
       const char* from = d - t.offset;
       if (t.offset >= len) {
@@ -305,6 +284,10 @@ Status PageStream::ProduceSnappy(size_t n) {
       }
       d += len;
       left -= len;
+    }
+    if (restart) {
+      LV_RETURN_IF_ERROR(RestartSnappyKeepingAll());
+      continue;
     }
     out_.resize(base + static_cast<size_t>(d - start));
     produced_ = snappy_total_ - left;
@@ -321,12 +304,32 @@ Status PageStream::ProduceSnappy(size_t n) {
         literal_left_ = t.length;
         continue;
       }
-      if (t.offset == 0 || t.offset > out_.size()) return corrupt;
+      if (t.offset == 0 || t.offset > produced_) return corrupt;
+      if (t.offset > out_.size()) {
+        LV_RETURN_IF_ERROR(RestartSnappyKeepingAll());
+        continue;
+      }
       size_t old = out_.size();
       for (uint64_t i = 0; i < t.length; ++i) out_.push_back(out_[old - t.offset + i]);
       produced_ += t.length;
     }
   }
+  return Status::Ok();
+}
+
+Status PageStream::RestartSnappyKeepingAll() {
+  uint64_t taken = dropped_ + out_pos_;
+  in_.Restart();
+  out_.clear();
+  out_pos_ = 0;
+  dropped_ = 0;
+  produced_ = 0;
+  snappy_started_ = false;
+  literal_left_ = 0;
+  window_ = kKeepAll;
+  LV_RETURN_IF_ERROR(ProduceSnappy(static_cast<size_t>(taken)));
+  if (out_.size() < taken) return Error("corrupt snappy page");
+  out_pos_ = static_cast<size_t>(taken);
   return Status::Ok();
 }
 

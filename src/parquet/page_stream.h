@@ -26,22 +26,18 @@ class RangeReader {
   size_t available() const { return buf_.size() - pos_; }
   void Skip(size_t n) { pos_ += n; }
   bool AtEnd() const { return pos_ == buf_.size() && left_ == 0; }
+  // Back to the start of the range.
+  void Restart();
 
  private:
   RandomAccessFile& file_;
+  uint64_t offset_, size_;
   uint64_t next_;  // file offset of the next byte not yet in buf_
   uint64_t left_;  // bytes of the range not yet in buf_
   size_t piece_;
   std::string buf_;
   size_t pos_ = 0;
 };
-
-// The largest copy offset in a snappy stream, found by walking its tags without decompressing:
-// how much output a streaming decoder must keep behind it. Google's compressor (used by
-// parquet-mr, arrow and DuckDB) compresses in 64 KiB fragments, so its offsets stay below 64 KiB,
-// but the format allows more, and a stream that uses more is decoded with a window that large.
-Result<uint64_t> SnappyMaxOffset(RandomAccessFile& file, uint64_t offset, uint64_t size,
-                                 size_t piece);
 
 class PageStream {
  public:
@@ -67,6 +63,9 @@ class PageStream {
   // Decodes until `n` bytes are waiting or the page ends.
   Status Produce(size_t n);
   Status ProduceSnappy(size_t n);
+  // Decodes the page again from its start, keeping all of it: a copy reached further back than
+  // the window kept.
+  Status RestartSnappyKeepingAll();
   Status ProduceInflate(size_t n);
   Status ProduceZstd(size_t n);
   void DropConsumed();
@@ -77,10 +76,14 @@ class PageStream {
   uint64_t uncompressed_;
   std::string out_;  // decoded bytes kept: the window behind out_pos_ and what waits after it
   size_t out_pos_ = 0;
+  uint64_t dropped_ = 0;  // bytes taken and then dropped from the front of out_
   uint64_t produced_ = 0;
   bool done_ = false;
   // snappy
-  uint64_t window_ = 0;  // output a copy may reach back into
+  // Output kept behind the reader for copies to reach into. Google's compressor (parquet-mr,
+  // arrow and DuckDB use it) compresses in 64 KiB fragments, so its copies never reach further;
+  // the format allows more, and a stream that goes further is decoded again keeping everything.
+  uint64_t window_ = 64 * 1024;
   uint64_t snappy_total_ = 0;
   bool snappy_started_ = false;
   uint64_t literal_left_ = 0;
