@@ -361,6 +361,9 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   const std::string final_path = (fs::path(dir) / manifest.archive).string();
   const std::string tmp_path = (fs::path(dir) / ("." + manifest.archive + ".tmp")).string();
 
+  // One record a planned file at most: reserved, the list is never copied into a larger one while
+  // it is being filled (at 300,000 files, 45 MB held twice).
+  manifest.files.reserve(plan.TotalFiles());
   ProgressBar progress("backup " + manifest.id, plan.TotalBytes(), options.progress);
   auto take = [&](ArchiveWriter& writer, const PlannedFile& file) -> Status {
     progress.Advance(file.size);

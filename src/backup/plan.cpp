@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <optional>
 #include <set>
+#include <string_view>
 
 #include "core/env.h"
 #include "delta/delta.h"
@@ -16,11 +18,7 @@ namespace fs = std::filesystem;
 
 namespace lakevault {
 
-int64_t PlannedTable::Bytes() const {
-  int64_t total = 0;
-  for (const auto& f : files) total += f.size;
-  return total;
-}
+int64_t PlannedTable::Bytes() const { return files.Bytes(); }
 
 std::string AbsolutePath(const BackupPlan& plan, const PlannedFile& file) {
   return (fs::path(plan.root) / file.relative_path).string();
@@ -79,12 +77,14 @@ Result<PlannedFile> StatFile(const fs::path& path, const fs::path& root, bool* v
   return file;
 }
 
-// Every file below `dir`, sorted, symlinks kept as links (never followed out of the lake).
-// Files `skip` names are left out without a stat: a table's data files were stat'ed already when
-// its snapshot named them, and a lake of small files is mostly such calls. Entry types come from
-// the directory listing where the file system gives them.
-Status WalkFiles(const fs::path& dir, const fs::path& root, std::vector<PlannedFile>& files,
-                 std::set<std::string>& directories, bool tolerate_vanish = false,
+// Every file below `dir`, sorted, symlinks kept as links (never followed out of the lake), handed
+// to `add` one by one: a table's other files may be as many as its live ones, and are not
+// gathered in a vector of their own. Files `skip` names are left out without a stat: a table's
+// data files were stat'ed already when its snapshot named them, and a lake of small files is
+// mostly such calls. Entry types come from the directory listing where the file system gives them.
+Status WalkFiles(const fs::path& dir, const fs::path& root,
+                 const std::function<void(PlannedFile&&)>& add, std::set<std::string>& directories,
+                 bool tolerate_vanish = false,
                  const std::function<bool(const fs::path&)>& skip = nullptr) {
   std::vector<std::pair<fs::path, fs::file_type>> entries;
   std::error_code ec;
@@ -105,7 +105,7 @@ Status WalkFiles(const fs::path& dir, const fs::path& root, std::vector<PlannedF
   directories.insert(Relative(dir, root));
   for (const auto& [path, type] : entries) {
     if (type == fs::file_type::directory) {
-      LV_RETURN_IF_ERROR(WalkFiles(path, root, files, directories, tolerate_vanish, skip));
+      LV_RETURN_IF_ERROR(WalkFiles(path, root, add, directories, tolerate_vanish, skip));
       continue;
     }
     if (skip && skip(path)) continue;
@@ -114,7 +114,7 @@ Status WalkFiles(const fs::path& dir, const fs::path& root, std::vector<PlannedF
     // A writer's staging file may be renamed away between listing and stat.
     if (!file.ok() && tolerate_vanish && vanished) continue;
     if (!file.ok()) return file.status();
-    files.push_back(std::move(file).value());
+    add(std::move(file).value());
   }
   return Status::Ok();
 }
@@ -166,9 +166,8 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     warnings.push_back("table " + table.name + " references " + a +
                        " outside the table folder; it is not in the backup");
 
-  // Relative to the table folder. Log entries here; the snapshot's files in `needed` below, with
-  // a flag each: at 300,000 files a set of copies of every path was one more copy than needed.
-  std::set<std::string> taken;
+  // Relative to the table folder: the log entries taken, which the snapshot's files skip below.
+  std::set<std::string, std::less<>> taken;
   directories.insert(Relative(dir, root));
   directories.insert(Relative(dir / "_delta_log", root));
   for (const auto& lf : delta::LogFilesUpTo(log, pinned)) {
@@ -179,7 +178,7 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     if (lf.kind == delta::LogFileKind::kSidecar)
       directories.insert(Relative(p.parent_path(), root));
     taken.insert("_delta_log/" + lf.name);
-    table.files.push_back(std::move(file).value());
+    table.files.Add(*file);
   }
   // _last_checkpoint is rewritten in place by writers: read it once now, and keep it only if it
   // does not point past the pinned version (readers fall back to listing without it).
@@ -194,30 +193,42 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
         if (file.ok()) {
           file->inline_content = *text;
           file->size = static_cast<int64_t>(text->size());
-          table.files.push_back(std::move(file).value());
+          table.files.Add(*file);
         }
       }
     }
     taken.insert("_delta_log/_last_checkpoint");
   }
 
-  std::vector<std::string> needed = snap->RequiredFiles();  // sorted, unique
-  if (!snap->cdc_files.empty()) {
-    needed.insert(needed.end(), snap->cdc_files.begin(), snap->cdc_files.end());
-    std::sort(needed.begin(), needed.end());
-    needed.erase(std::unique(needed.begin(), needed.end()), needed.end());
-  }
-  // Everything the plan needs of the snapshot is in `needed` now; its memory (a few hundred
-  // bytes per live file) is given back before the files are stat'ed.
+  // The files this version needs (those of Snapshot::RequiredFiles, walked rather than copied):
+  // the live data files, sorted by path in the snapshot's own list, which the plan keeps as the
+  // store of their paths (a copy of 300,000 paths was as large as the list), and the few others,
+  // sorted here: deletion vector files and the change data files of the commits replayed. A light
+  // snapshot (keep_actions = false) holds its live files in light_files only.
+  std::vector<std::string> others = std::move(snap->cdc_files);
+  for (const delta::LiveFile f : snap->light_files)
+    if (f.dv && !f.dv->file.empty() && f.dv->storage_type == "u") others.push_back(f.dv->file);
+  std::sort(others.begin(), others.end());
+  others.erase(std::unique(others.begin(), others.end()), others.end());
+  table.files.KeepListedPaths(std::move(snap->light_files), table.relative_path);
+  // The rest of the snapshot is not needed: given back before the files are stat'ed.
   *snap = delta::Snapshot();
-  std::vector<char> needed_taken(needed.size(), 0);
-  auto is_taken = [&](const std::string& rel) {
-    if (taken.count(rel)) return true;
-    auto it = std::lower_bound(needed.begin(), needed.end(), rel);
-    return it != needed.end() && *it == rel && needed_taken[it - needed.begin()];
-  };
-  for (size_t i = 0; i < needed.size(); ++i) {
-    const std::string& rel = needed[i];
+  const delta::FileList& listed = table.files.listed();
+  // Which needed files were planned, for the walk of the table folder below.
+  std::vector<char> listed_taken(listed.size(), 0), others_taken(others.size(), 0);
+  size_t li = 0, oi = 0;
+  std::optional<std::string_view> previous;
+  while (true) {
+    while (li < listed.size() && listed[li].absolute) ++li;  // see AbsolutePaths
+    const bool from_list =
+        li < listed.size() && (oi == others.size() || listed[li].path <= others[oi]);
+    if (!from_list && oi == others.size()) break;
+    const size_t index = from_list ? li++ : oi++;
+    const std::string_view rel = from_list ? listed[index].path : std::string_view(others[index]);
+    // The two sequences merged are sorted, so a path met twice (live with two deletion vectors,
+    // or both listed and another file's deletion vector) comes twice in a row: planned once.
+    if (previous == rel) continue;
+    previous = rel;
     if (taken.count(rel)) continue;
     fs::path p = dir / rel;
     bool vanished = false;
@@ -229,9 +240,29 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     if (!file.ok()) return file.status();
     for (fs::path d = p.parent_path(); d != dir && d.has_parent_path(); d = d.parent_path())
       directories.insert(Relative(d, root));
-    needed_taken[i] = 1;
-    table.files.push_back(std::move(file).value());
+    if (from_list) {
+      listed_taken[index] = 1;
+      table.files.AddListed(static_cast<uint32_t>(index), *file);
+    } else {
+      others_taken[index] = 1;
+      table.files.Add(*file);
+    }
   }
+  auto is_taken = [&](const std::string& rel) {
+    if (taken.count(rel)) return true;
+    // The first listed file of that path is the one the loop above planned, if any.
+    size_t lo = 0, hi = listed.size();
+    while (lo < hi) {
+      size_t mid = lo + (hi - lo) / 2;
+      if (listed[mid].path < rel)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    if (lo < listed.size() && listed[lo].path == rel && listed_taken[lo]) return true;
+    auto it = std::lower_bound(others.begin(), others.end(), rel);
+    return it != others.end() && *it == rel && others_taken[it - others.begin()];
+  };
   if (!table.missing.empty() && !options.allow_missing) {
     std::string list;
     for (size_t i = 0; i < table.missing.size() && i < 5; ++i)
@@ -243,7 +274,6 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
                  " (--allow-missing takes what exists and marks the backup incomplete)");
   }
   if (!options.snapshot_only) {
-    std::vector<PlannedFile> rest;
     std::set<std::string> rest_dirs;
     auto already_or_not_this_version = [&](const fs::path& path) {
       std::string rel = path.lexically_relative(dir).generic_string();
@@ -254,17 +284,15 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
       auto kind = delta::ClassifyLogName(rel.substr(11));
       return kind.version >= 0 || kind.kind != delta::LogFileKind::kOther;
     };
-    LV_RETURN_IF_ERROR(WalkFiles(dir, root, rest, rest_dirs, /*tolerate_vanish=*/true,
-                                 already_or_not_this_version));
-    for (auto& f : rest) {
+    auto add_rest = [&](PlannedFile&& f) {
       f.may_vanish = true;
-      table.files.push_back(std::move(f));
-    }
+      table.files.Add(f);
+    };
+    LV_RETURN_IF_ERROR(WalkFiles(dir, root, add_rest, rest_dirs, /*tolerate_vanish=*/true,
+                                 already_or_not_this_version));
     for (const auto& d : rest_dirs) directories.insert(d);
   }
-  std::sort(table.files.begin(), table.files.end(), [](const PlannedFile& a, const PlannedFile& b) {
-    return a.relative_path < b.relative_path;
-  });
+  table.files.Sort();
   return Status::Ok();
 }
 
@@ -346,7 +374,8 @@ Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options) 
     if (Relative(path, root).rfind("..", 0) == 0)
       return Error("file " + f + " is outside the project root " + config.root);
     if (fs::is_directory(path, ec)) {
-      LV_RETURN_IF_ERROR(WalkFiles(path, root, plan.extra_files, directories));
+      auto add = [&](PlannedFile&& file) { plan.extra_files.push_back(std::move(file)); };
+      LV_RETURN_IF_ERROR(WalkFiles(path, root, add, directories));
       continue;
     }
     LV_ASSIGN_OR_RETURN(auto file, StatFile(path, root));
@@ -360,7 +389,8 @@ Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options) 
     fs::path logs(config.Resolve(config.logs_path));
     if (fs::is_directory(logs, ec)) {
       std::vector<PlannedFile> log_files;
-      LV_RETURN_IF_ERROR(WalkFiles(logs, root, log_files, directories));
+      auto add = [&](PlannedFile&& file) { log_files.push_back(std::move(file)); };
+      LV_RETURN_IF_ERROR(WalkFiles(logs, root, add, directories));
       std::string own_log = config.log_file.empty() ? "" : config.Resolve(config.log_file);
       for (auto& f : log_files) {
         // Our own log is being written by this very run.

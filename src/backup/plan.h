@@ -7,35 +7,18 @@
 #include <string>
 #include <vector>
 
+#include "backup/planned_files.h"
 #include "config/config.h"
 #include "core/result.h"
 
 namespace lakevault {
-
-struct PlannedFile {
-  // Relative to the project root (BackupPlan::root), '/'-separated. The absolute path is not kept:
-  // at hundreds of thousands of files it was the plan's largest part (see AbsolutePath).
-  std::string relative_path;
-  int64_t size = 0;
-  int64_t mtime = 0;
-  uint32_t mode = 0644;
-  std::string link_target;  // non-empty: store as a symlink
-  // Mutable files (config, logs) may grow while read; only the first `size` bytes are taken.
-  bool mutable_content = false;
-  // Set: the bytes to store instead of reading the file (e.g. a _last_checkpoint written
-  // for the pinned version rather than the live one).
-  std::optional<std::string> inline_content;
-  // Not needed by the pinned Delta version (older versions' files, a writer's uncommitted data
-  // file): taken when present, skipped without error if a VACUUM removes it meanwhile.
-  bool may_vanish = false;
-};
 
 struct PlannedTable {
   std::string name;           // below the lake root
   std::string relative_path;  // relative to the project root
   int64_t version = -1;
   std::optional<int64_t> rows;
-  std::vector<PlannedFile> files;
+  PlannedFiles files;                       // sorted by relative path
   std::vector<std::string> missing;         // referenced by the log but absent
   std::vector<std::string> absolute_paths;  // referenced outside the table: not backed up
   int64_t Bytes() const;

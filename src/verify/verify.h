@@ -5,6 +5,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/env.h"
@@ -42,10 +43,11 @@ struct VerifyArchiveOptions {
 // Checks the archive at `archive_path`: every member decoded (each gzip member's CRC-32), every
 // file's SHA-256 and size against the manifest, nothing missing, nothing extra. `expected_sha256`
 // (the sidecar's) and `expected_manifest` (the sidecar's) are compared when given; without
-// `expected_sha256` the whole file is not hashed.
+// `expected_sha256` the whole file is not hashed. The manifest text is a view: at 300,000 files it
+// is 90 MB, and a backup's std::string was copied into a temporary optional to be passed.
 VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& archive_path,
                            const std::optional<std::string>& expected_sha256,
-                           const std::optional<std::string>& expected_manifest_json,
+                           std::optional<std::string_view> expected_manifest_json,
                            const VerifyArchiveOptions& options = {});
 
 // Verifies a catalogued backup from its sidecars.

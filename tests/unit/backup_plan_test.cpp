@@ -1,0 +1,222 @@
+// The backup plan of one table: every file its pinned version needs taken once, in the order of
+// their relative paths as strings, with the files it does not need beside them; and the compact
+// list (PlannedFiles) that holds them.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "backup/plan.h"
+#include "delta/delta.h"
+#include "support/test_util.h"
+
+namespace fs = std::filesystem;
+
+namespace lakevault::testing {
+namespace {
+
+PlannedFile Planned(std::string path, int64_t size) {
+  PlannedFile f;
+  f.relative_path = std::move(path);
+  f.size = size;
+  f.mtime = 1000 + size;
+  f.mode = 0640;
+  return f;
+}
+
+std::vector<std::string> PathsOf(const PlannedFiles& files) {
+  std::vector<std::string> out;
+  for (const auto& f : files) out.push_back(f.relative_path);
+  return out;
+}
+
+}  // namespace
+
+TEST(PlannedFiles, GivesBackWhatWasAddedSortedAsStrings) {
+  delta::FileList list;
+  for (const char* path : {"x/y", "a//b"}) {
+    delta::FileAction a;
+    a.path = path;
+    list.Append(a);
+  }
+  PlannedFiles files;
+  files.KeepListedPaths(std::move(list), "lake/t");
+  files.AddListed(0, Planned("lake/t/x/y", 5));
+  // The stat'ed path is not the one the list composes ("lake/t/a//b"): it is stored itself.
+  files.AddListed(1, Planned("lake/t/a/b", 7));
+  PlannedFile hint = Planned("lake/t/_delta_log/_last_checkpoint", 3);
+  hint.inline_content = "{}\n";
+  files.Add(hint);
+  PlannedFile link = Planned("lake/t/x-y", 0);
+  link.link_target = "x/y";
+  link.may_vanish = true;
+  files.Add(link);
+  PlannedFile config = Planned("lake/t/x/a", 11);
+  config.mutable_content = true;
+  files.Add(config);
+  files.Sort();
+
+  std::vector<std::string> expected = {"lake/t/_delta_log/_last_checkpoint", "lake/t/a/b",
+                                       "lake/t/x-y", "lake/t/x/a", "lake/t/x/y"};
+  ASSERT_TRUE(std::is_sorted(expected.begin(), expected.end()));
+  EXPECT_EQ(PathsOf(files), expected);
+  ASSERT_EQ(files.size(), 5u);
+  EXPECT_EQ(files.Bytes(), 5 + 7 + 3 + 0 + 11);
+  EXPECT_EQ(files[0].inline_content, std::optional<std::string>("{}\n"));
+  EXPECT_EQ(files[1].size, 7);
+  EXPECT_EQ(files[2].link_target, "x/y");
+  EXPECT_TRUE(files[2].may_vanish);
+  EXPECT_FALSE(files[2].mutable_content);
+  EXPECT_TRUE(files[3].mutable_content);
+  EXPECT_FALSE(files[3].may_vanish);
+  EXPECT_EQ(files[4].size, 5);
+  EXPECT_EQ(files[4].mtime, 1005);
+  EXPECT_EQ(files[4].mode, 0640u);
+  EXPECT_TRUE(files[4].link_target.empty());
+  EXPECT_FALSE(files[4].inline_content);
+}
+
+class TablePlanTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    table_ = tmp_.path() / "data" / "lake" / "t";
+    nlohmann::json dv1 = {{"storageType", "u"},
+                          {"pathOrInlineDv", "ab^-aqEH.-t@S}K{vb[*k^"},
+                          {"offset", 1},
+                          {"sizeInBytes", 40},
+                          {"cardinality", 1}};
+    nlohmann::json dv2 = dv1;  // the same file as dv1, another offset
+    dv2["offset"] = 43;
+    nlohmann::json dv3 = dv1;
+    dv3["pathOrInlineDv"] = "vb[*k^ab^-aqEH.-t@S}K{";
+    auto add = [](const std::string& path, const nlohmann::json& dv = nullptr) {
+      nlohmann::json a = {{"path", path}, {"size", 1}, {"modificationTime", 0}};
+      a["dataChange"] = true;
+      if (!dv.is_null()) a["deletionVector"] = dv;
+      return nlohmann::json{{"add", a}}.dump() + "\n";
+    };
+    std::string commit =
+        nlohmann::json{{"protocol", {{"minReaderVersion", 1}, {"minWriterVersion", 2}}}}.dump() +
+        "\n" +
+        nlohmann::json{{"metaData",
+                        {{"id", "t"},
+                         {"format", {{"provider", "parquet"}}},
+                         {"schemaString", "{\"type\":\"struct\",\"fields\":[]}"},
+                         {"partitionColumns", nlohmann::json::array()}}}}
+            .dump() +
+        "\n";
+    // fs::path orders "a/b" before "a-b"; std::string the other way round.
+    commit += add("a/b.parquet") + add("a-b.parquet") + add("b.parquet", dv1);
+    // One path live with two deletion vectors; dv2 shares dv1's file.
+    commit += add("d.parquet", dv2) + add("d.parquet", dv3);
+    commit += add("link.parquet") + add("sp%20ace.parquet") + add("gone.parquet");
+    commit += add("s3://bucket/abs.parquet");
+    commit +=
+        nlohmann::json{{"cdc", {{"path", "_change_data/c.parquet"}, {"size", 1}}}}.dump() + "\n";
+    WriteFile(table_ / "_delta_log" / CommitName(0), commit);
+    auto dv_file = [](const nlohmann::json& dv) {
+      return *delta::DeletionVectorFile("u", dv["pathOrInlineDv"].get<std::string>());
+    };
+    dv1_file_ = dv_file(dv1);
+    dv3_file_ = dv_file(dv3);
+    for (const std::string& f :
+         {std::string("a/b.parquet"), std::string("a-b.parquet"), std::string("b.parquet"),
+          std::string("d.parquet"), std::string("sp ace.parquet"),
+          std::string("_change_data/c.parquet"), dv1_file_, dv3_file_, std::string("old.parquet"),
+          std::string("_delta_log/writer.tmp")})
+      WriteFile(table_ / f, f);
+    fs::create_symlink("b.parquet", table_ / "link.parquet");
+    config_.root = tmp_.str();
+    config_.files = {};
+  }
+
+  // The plan's paths below the table folder.
+  std::vector<std::string> TablePaths(const PlannedTable& table) {
+    std::vector<std::string> out;
+    for (const auto& f : table.files) {
+      EXPECT_EQ(f.relative_path.rfind("data/lake/t/", 0), 0u) << f.relative_path;
+      out.push_back(f.relative_path.substr(12));
+    }
+    return out;
+  }
+
+  TempDir tmp_;
+  fs::path table_;
+  Config config_;
+  std::string dv1_file_, dv3_file_;
+};
+
+TEST_F(TablePlanTest, TakesEveryNeededFileOnceInStringOrder) {
+  auto plan = PlanBackup(config_, {.allow_missing = true, .snapshot_only = true});
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  ASSERT_EQ(plan->tables.size(), 1u);
+  const PlannedTable& t = plan->tables[0];
+  std::vector<std::string> expected = {CommitName(0).insert(0, "_delta_log/"),
+                                       "_change_data/c.parquet",
+                                       "a-b.parquet",
+                                       "a/b.parquet",
+                                       dv1_file_,
+                                       "b.parquet",
+                                       "d.parquet",
+                                       "link.parquet",
+                                       "sp ace.parquet",
+                                       dv3_file_};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(TablePaths(t), expected);
+  EXPECT_EQ(t.missing, std::vector<std::string>{"data/lake/t/gone.parquet"});
+  EXPECT_EQ(t.absolute_paths, std::vector<std::string>{"s3://bucket/abs.parquet"});
+  int64_t bytes = 0;
+  for (const auto& f : t.files) {
+    EXPECT_FALSE(f.may_vanish) << f.relative_path;
+    EXPECT_FALSE(f.mutable_content) << f.relative_path;
+    if (f.relative_path == "data/lake/t/link.parquet") {
+      EXPECT_EQ(f.link_target, "b.parquet");
+      continue;
+    }
+    EXPECT_TRUE(f.link_target.empty()) << f.relative_path;
+    EXPECT_EQ(f.size, static_cast<int64_t>(fs::file_size(tmp_.path() / f.relative_path)));
+    bytes += f.size;
+  }
+  EXPECT_EQ(t.Bytes(), bytes);
+  for (const std::string d : {"data/lake/t/a", "data/lake/t/ab", "data/lake/t/vb",
+                              "data/lake/t/_change_data", "data/lake/t/_delta_log"})
+    EXPECT_NE(std::find(plan->directories.begin(), plan->directories.end(), d),
+              plan->directories.end())
+        << d;
+}
+
+TEST_F(TablePlanTest, FilesTheVersionDoesNotNeedMayVanish) {
+  auto plan = PlanBackup(config_, {.allow_missing = true});
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  const PlannedTable& t = plan->tables[0];
+  std::vector<std::string> expected = {CommitName(0).insert(0, "_delta_log/"),
+                                       "_delta_log/writer.tmp",
+                                       "_change_data/c.parquet",
+                                       "a-b.parquet",
+                                       "a/b.parquet",
+                                       dv1_file_,
+                                       "b.parquet",
+                                       "d.parquet",
+                                       "link.parquet",
+                                       "old.parquet",
+                                       "sp ace.parquet",
+                                       dv3_file_};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(TablePaths(t), expected);
+  for (const auto& f : t.files) {
+    bool unneeded = f.relative_path == "data/lake/t/old.parquet" ||
+                    f.relative_path == "data/lake/t/_delta_log/writer.tmp";
+    EXPECT_EQ(f.may_vanish, unneeded) << f.relative_path;
+  }
+}
+
+TEST_F(TablePlanTest, MissingFilesAreRefusedWithoutAllowMissing) {
+  auto plan = PlanBackup(config_, {.snapshot_only = true});
+  ASSERT_FALSE(plan.ok());
+  EXPECT_NE(plan.message().find("references files that are missing: data/lake/t/gone.parquet"),
+            std::string::npos)
+      << plan.message();
+}
+
+}  // namespace lakevault::testing
