@@ -531,6 +531,30 @@ void Prepare(PreparedAction& p, int64_t version, bool keep_actions, StatsReader&
   p.row = nullptr;
 }
 
+// What a light snapshot (no raw actions) never reads of a checkpoint's file actions: ToFileAction
+// takes path, size, stats and deletionVector. Left out of the rows, these are still decoded and
+// checked, so a damaged checkpoint is refused as the full path refuses it; not building them
+// (a map, a few strings and object nodes an add) was a fifth of the decoding thread's time.
+parquet::StreamOptions LightStreamOptions() {
+  parquet::StreamOptions o;
+  o.unreturned = {"add.partitionValues",
+                  "add.modificationTime",
+                  "add.dataChange",
+                  "add.tags",
+                  "add.baseRowId",
+                  "add.defaultRowCommitVersion",
+                  "add.clusteringProvider",
+                  "remove.partitionValues",
+                  "remove.deletionTimestamp",
+                  "remove.dataChange",
+                  "remove.extendedFileMetadata",
+                  "remove.tags",
+                  "remove.stats",
+                  "remove.baseRowId",
+                  "remove.defaultRowCommitVersion"};
+  return o;
+}
+
 // Decodes a Parquet file's rows on a second thread, and converts their file actions there
 // (Prepare), while the caller's thread applies them: a check has two cores. (Converting on the
 // caller's thread when it waits was slower: rows then are freed away from the thread that made
@@ -546,13 +570,15 @@ class RowPipe {
     worker_ = std::thread([this, &env, &path, version, keep_actions] {
       StatsReader stats;
       std::vector<PreparedAction> batch;
-      Status st = parquet::ForEachRowAsJson(env, path, kCheckpointColumns,
-                                            [&](nlohmann::json& row) -> Status {
-                                              batch.emplace_back().row = std::move(row);
-                                              Prepare(batch.back(), version, keep_actions, stats);
-                                              if (batch.size() < kBatch) return Status::Ok();
-                                              return Push(batch);
-                                            });
+      Status st = parquet::ForEachRowAsJson(
+          env, path, kCheckpointColumns,
+          [&](nlohmann::json& row) -> Status {
+            batch.emplace_back().row = std::move(row);
+            Prepare(batch.back(), version, keep_actions, stats);
+            if (batch.size() < kBatch) return Status::Ok();
+            return Push(batch);
+          },
+          keep_actions ? parquet::StreamOptions{} : LightStreamOptions());
       if (st.ok() && !batch.empty()) st = Push(batch);
       std::lock_guard<std::mutex> lock(mu_);
       status_ = st;

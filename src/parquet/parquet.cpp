@@ -665,8 +665,10 @@ PageHeader DecodePageHeader(ThriftReader& r) {
 // only the current page's levels and a window of its decompressed bytes are held.
 class ColumnReader {
  public:
-  ColumnReader(RandomAccessFile& file, const ColumnChunkMeta& cc, const Leaf& leaf, size_t piece)
-      : file_(file), cc_(cc), leaf_(leaf), piece_(piece) {}
+  // With `discard`, values are read and checked but not kept (StreamOptions::unreturned).
+  ColumnReader(RandomAccessFile& file, const ColumnChunkMeta& cc, const Leaf& leaf, size_t piece,
+               bool discard)
+      : file_(file), cc_(cc), leaf_(leaf), piece_(piece), discard_(discard) {}
 
   Status Start() {
     int64_t start =
@@ -705,7 +707,7 @@ class ColumnReader {
       // Entries before the first row's start belong to no row; their values are passed over.
       if (def_ == leaf_.max_def) {
         LV_RETURN_IF_ERROR(TakeValue(out.values));
-        if (!started_) out.values.pop_back();
+        if (!started_ && !discard_) out.values.pop_back();
       }
       have_entry_ = false;
       ++entry_;
@@ -859,12 +861,17 @@ class ColumnReader {
 
   Status TakeValue(std::vector<nlohmann::json>& out) {
     if (encoding_ == 2 || encoding_ == 8) {
-      out.push_back(dictionary_[indices_[next_index_++]]);
+      size_t i = indices_[next_index_++];
+      if (!discard_) out.push_back(dictionary_[i]);
       return Status::Ok();
     }
     const uint8_t* p;
     switch (leaf_.physical) {
       case 0:
+        if (discard_) {
+          ++next_bool_;
+          return Status::Ok();
+        }
         out.push_back(((static_cast<uint8_t>(bools_[next_bool_ >> 3]) >> (next_bool_ & 7)) & 1) !=
                       0);
         ++next_bool_;
@@ -876,6 +883,7 @@ class ColumnReader {
         std::memcpy(&n, p, 4);
         LV_ASSIGN_OR_RETURN(p, values_->Take(n));
         if (!p) return Error("truncated BYTE_ARRAY value");
+        if (discard_) return Status::Ok();
         out.push_back(std::string(reinterpret_cast<const char*>(p), n));
         return Status::Ok();
       }
@@ -889,6 +897,7 @@ class ColumnReader {
           return Error("unsupported physical type " + std::to_string(leaf_.physical));
         LV_ASSIGN_OR_RETURN(p, values_->Take(width));
         if (!p) return Error("truncated fixed-width values");
+        if (discard_) return Status::Ok();
         ByteCursor in(p, width);
         return DecodePlain(in, leaf_, 1, out);
       }
@@ -899,6 +908,7 @@ class ColumnReader {
   const ColumnChunkMeta& cc_;
   const Leaf& leaf_;
   size_t piece_;
+  bool discard_;
   uint64_t pos_ = 0;  // the next page header
   int64_t seen_ = 0;  // entries of the data pages read so far
   bool started_ = false;
@@ -927,6 +937,9 @@ struct Node {
   int def = 0;
   int rep = 0;
   int leaf = -1;  // index into leaves for leaf nodes
+  // The logical type's two shapes the assembly treats apart, decided once: compared as strings
+  // they cost a few percent of a checkpoint's decoding, per node of every row.
+  bool is_list = false, is_map = false;
   std::vector<Node> children;
 };
 
@@ -946,6 +959,8 @@ void Annotate(const RawMetadata& md, size_t& pos, Node& node, int def, int rep,
     def += 1;
     rep += 1;
   }
+  node.is_list = node.logical == "LIST";
+  node.is_map = node.logical == "MAP";
   node.def = def;
   node.rep = rep;
   path.push_back(e.name);
@@ -1010,7 +1025,7 @@ class Assembler {
       if (s.value >= col.values.size()) return nullptr;
       return col.Take(s.value);
     }
-    if (n.logical == "LIST" && n.children.size() == 1 && n.children[0].repetition == 2) {
+    if (n.is_list && n.children.size() == 1 && n.children[0].repetition == 2) {
       const Node& rep = n.children[0];
       nlohmann::json arr = Build(rep, spans);
       // Three-level lists wrap each element in a one-field group.
@@ -1021,7 +1036,7 @@ class Assembler {
       }
       return arr;
     }
-    if (n.logical == "MAP" && n.children.size() == 1 && n.children[0].repetition == 2 &&
+    if (n.is_map && n.children.size() == 1 && n.children[0].repetition == 2 &&
         n.children[0].children.size() == 2) {
       nlohmann::json arr = Build(n.children[0], spans);
       nlohmann::json obj = nlohmann::json::object();
@@ -1176,6 +1191,7 @@ Status ForEachRowAsJson(RandomAccessFile& file, const std::vector<std::string>& 
   const std::vector<std::string> skip = {"stats_parsed", "partitionValues_parsed"};
   std::vector<Leaf> leaves;
   std::vector<Node> tops;
+  std::vector<Node> checked_only;  // StreamOptions::unreturned
   size_t pos = 1;
   int root_children = md.schema[0].num_children;
   for (int i = 0; i < root_children && pos < md.schema.size(); ++i) {
@@ -1199,6 +1215,15 @@ Status ForEachRowAsJson(RandomAccessFile& file, const std::vector<std::string>& 
       n.children = std::move(kept);
     };
     prune(top);
+    // Unreturned sub-fields leave the tree too, but their leaves are still read and checked.
+    std::vector<Node> kept;
+    for (auto& c : top.children) {
+      bool unreturned = false;
+      for (const auto& u : options.unreturned)
+        unreturned = unreturned || u == top.name + "." + c.name;
+      (unreturned ? checked_only : kept).push_back(std::move(c));
+    }
+    top.children = std::move(kept);
     tops.push_back(std::move(top));
   }
   // Which leaves are still in a tree.
@@ -1208,6 +1233,13 @@ Status ForEachRowAsJson(RandomAccessFile& file, const std::vector<std::string>& 
     for (const auto& c : n.children) mark(c);
   };
   for (const auto& t : tops) mark(t);
+  std::vector<bool> discard(leaves.size(), false);
+  std::function<void(const Node&)> mark_discarded = [&](const Node& n) {
+    if (n.leaf >= 0)
+      used[static_cast<size_t>(n.leaf)] = discard[static_cast<size_t>(n.leaf)] = true;
+    for (const auto& c : n.children) mark_discarded(c);
+  };
+  for (const auto& n : checked_only) mark_discarded(n);
 
   // The leaves under each top-level field, once: the row loop below runs per file action.
   std::vector<std::vector<int>> top_leaves(tops.size());
@@ -1229,7 +1261,8 @@ Status ForEachRowAsJson(RandomAccessFile& file, const std::vector<std::string>& 
       for (const auto& c : rg.columns)
         if (c.path == leaves[li].path) cc = &c;
       if (!cc) return Error(path + ": no column chunk for " + leaves[li].path.back());
-      readers[li] = std::make_unique<ColumnReader>(file, *cc, leaves[li], options.read_piece);
+      readers[li] =
+          std::make_unique<ColumnReader>(file, *cc, leaves[li], options.read_piece, discard[li]);
       Status st = readers[li]->Start();
       if (!st.ok()) return column_error(li, st.message());
     }

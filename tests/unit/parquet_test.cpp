@@ -79,8 +79,8 @@ TEST(Parquet, RowsAreTheSameWhateverTheBatchAndReadSizes) {
     SCOPED_TRACE(f.string());
     auto whole = parquet::ReadRowsAsJson(env, f.string(), kActions);
     ASSERT_TRUE(whole.ok()) << whole.message();
-    for (auto options : {parquet::StreamOptions{1, 1}, parquet::StreamOptions{3, 7},
-                         parquet::StreamOptions{1000000, 64}}) {
+    for (auto options : {parquet::StreamOptions{1, 1, {}}, parquet::StreamOptions{3, 7, {}},
+                         parquet::StreamOptions{1000000, 64, {}}}) {
       std::vector<nlohmann::json> rows;
       Status st = parquet::ForEachRowAsJson(
           env, f.string(), kActions,
@@ -107,6 +107,52 @@ TEST(Parquet, TruncatedAndDamagedCheckpointsAreErrors) {
     std::string copy = file;
     copy[i] = static_cast<char>(copy[i] ^ 0x5a);
     (void)parquet::ParseRowsAsJson(copy, kActions, "flipped");
+  }
+}
+
+// Unreturned sub-fields are missing from the rows and nothing else is; they are still read, so
+// damage to any byte is refused exactly as when they are returned.
+TEST(Parquet, UnreturnedFieldsAreLeftOutButStillChecked) {
+  const std::vector<std::string> unreturned = {"add.partitionValues", "add.modificationTime",
+                                               "add.tags", "remove.deletionTimestamp",
+                                               "metaData.configuration"};
+  auto read = [&](const std::string& file, bool leave_out, std::vector<nlohmann::json>* rows) {
+    parquet::StreamOptions options;
+    if (leave_out) options.unreturned = unreturned;
+    auto source = NewMemoryFile(file, "checkpoint");
+    return parquet::ForEachRowAsJson(
+        *source, kActions,
+        [&](nlohmann::json& row) {
+          if (rows) rows->push_back(std::move(row));
+          return Status::Ok();
+        },
+        options);
+  };
+  size_t left_out = 0;
+  for (const auto& f : CorpusCheckpoints()) {
+    SCOPED_TRACE(f.string());
+    std::string file = lakevault::testing::ReadFile(f);
+    std::vector<nlohmann::json> full, light;
+    ASSERT_TRUE(read(file, false, &full).ok());
+    ASSERT_TRUE(read(file, true, &light).ok());
+    ASSERT_EQ(full.size(), light.size());
+    for (size_t i = 0; i < full.size(); ++i) {
+      for (const auto& u : unreturned) {
+        std::string top = u.substr(0, u.find('.')), sub = u.substr(u.find('.') + 1);
+        if (full[i].contains(top) && full[i][top].contains(sub)) {
+          full[i][top].erase(sub);
+          ++left_out;
+        }
+      }
+      ASSERT_EQ(light[i], full[i]) << "row " << i;
+    }
+  }
+  EXPECT_GT(left_out, 20u);
+  std::string file = lakevault::testing::ReadFile(CorpusCheckpoints().front());
+  for (size_t i = 4; i < file.size(); i += 3) {
+    std::string copy = file;
+    copy[i] = static_cast<char>(copy[i] ^ 0x21);
+    ASSERT_EQ(read(copy, false, nullptr).ok(), read(copy, true, nullptr).ok()) << "byte " << i;
   }
 }
 
