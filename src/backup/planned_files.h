@@ -8,6 +8,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/index_iterator.h"
 #include "delta/delta.h"
 
 namespace lakevault {
@@ -48,21 +49,7 @@ class PlannedFiles {
   // The sum of the files' sizes, without building a PlannedFile for each.
   int64_t Bytes() const;
 
-  class Iterator {
-   public:
-    Iterator(const PlannedFiles* files, size_t i) : files_(files), i_(i) {}
-    PlannedFile operator*() const { return (*files_)[i_]; }
-    Iterator& operator++() {
-      ++i_;
-      return *this;
-    }
-    bool operator==(const Iterator& o) const { return i_ == o.i_; }
-    bool operator!=(const Iterator& o) const { return i_ != o.i_; }
-
-   private:
-    const PlannedFiles* files_;
-    size_t i_;
-  };
+  using Iterator = IndexIterator<PlannedFiles, PlannedFile>;
   Iterator begin() const { return {this, 0}; }
   Iterator end() const { return {this, entries_.size()}; }
 

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "core/env.h"
+#include "core/index_iterator.h"
 #include "core/result.h"
 
 namespace lakevault::delta {
@@ -102,21 +103,7 @@ class FileList {
   bool empty() const { return files_.empty(); }
   LiveFile operator[](size_t i) const;
 
-  class Iterator {
-   public:
-    Iterator(const FileList* list, size_t i) : list_(list), i_(i) {}
-    LiveFile operator*() const { return (*list_)[i_]; }
-    Iterator& operator++() {
-      ++i_;
-      return *this;
-    }
-    bool operator==(const Iterator& o) const { return i_ == o.i_; }
-    bool operator!=(const Iterator& o) const { return i_ != o.i_; }
-
-   private:
-    const FileList* list_;
-    size_t i_;
-  };
+  using Iterator = IndexIterator<FileList, LiveFile>;
   Iterator begin() const { return {this, 0}; }
   Iterator end() const { return {this, files_.size()}; }
 
@@ -140,9 +127,9 @@ class FileList {
   static constexpr size_t kBlock = 1 << 20;
 
   struct Packed {
-    uint64_t path = 0;       // block << 32 | offset
-    uint32_t path_len = 0;   // top bit: absolute
-    uint32_t dv = kNoDv;     // index into dvs_
+    uint64_t path = 0;      // block << 32 | offset
+    uint32_t path_len = 0;  // top bit: absolute
+    uint32_t dv = kNoDv;    // index into dvs_
     int64_t size = -1;
     int64_t num_records = kNoRecords;
     int64_t version = -1;

@@ -390,56 +390,14 @@ class ByteCursor {
   const uint8_t* end_;
 };
 
-// The RLE / bit-packing hybrid used for levels and dictionary indices.
-Status DecodeHybrid(ByteCursor& in, int bit_width, size_t count, std::vector<uint32_t>& out) {
-  if (bit_width < 0 || bit_width > 32) return Error("bad bit width " + std::to_string(bit_width));
-  size_t start = out.size();
-  while (out.size() - start < count) {
-    uint64_t header;
-    if (!in.Varint(&header)) return Error("truncated RLE run");
-    if (header & 1) {
-      uint64_t groups = header >> 1;
-      if (groups > (1u << 28)) return Error("bit-packed run too long");
-      size_t bytes = static_cast<size_t>(groups) * static_cast<size_t>(bit_width);
-      const uint8_t* p;
-      if (!in.Take(bytes, &p)) {
-        // Writers may end a last partial group early; take what is there.
-        bytes = in.left();
-        in.Take(bytes, &p);
-      }
-      size_t n = static_cast<size_t>(groups) * 8;
-      uint64_t bitpos = 0;
-      for (size_t i = 0; i < n && out.size() - start < count; ++i) {
-        uint32_t v = 0;
-        for (int b = 0; b < bit_width; ++b, ++bitpos) {
-          size_t byte = bitpos >> 3;
-          if (byte >= bytes) return Error("truncated bit-packed run");
-          v |= static_cast<uint32_t>((p[byte] >> (bitpos & 7)) & 1) << b;
-        }
-        out.push_back(v);
-      }
-    } else {
-      uint64_t run = header >> 1;
-      size_t width = static_cast<size_t>((bit_width + 7) / 8);
-      const uint8_t* p;
-      if (!in.Take(width, &p)) return Error("truncated RLE value");
-      uint32_t v = 0;
-      for (size_t i = 0; i < width; ++i) v |= static_cast<uint32_t>(p[i]) << (8 * i);
-      if (run == 0) return Error("empty RLE run");
-      for (uint64_t i = 0; i < run && out.size() - start < count; ++i) out.push_back(v);
-    }
-  }
-  return Status::Ok();
-}
-
 int BitWidth(int max_level) {
   int w = 0;
   while ((1 << w) <= max_level) ++w;
   return w;
 }
 
-// The RLE / bit-packing hybrid read one value at a time from bytes it owns, with DecodeHybrid's
-// checks: a page's levels are a few KB encoded and one byte a value decoded, for every leaf.
+// The RLE / bit-packing hybrid used for levels and dictionary indices, read one value at a time
+// from bytes it owns: a page's levels are a few KB encoded, and were a byte a value decoded.
 class HybridReader {
  public:
   HybridReader() = default;
@@ -846,10 +804,13 @@ class ColumnReader {
           if (!p) return Error("truncated dictionary index width");
           int width = p[0];
           LV_ASSIGN_OR_RETURN(std::string rest, values_->TakeRest());
-          ByteCursor in(reinterpret_cast<const uint8_t*>(rest.data()), rest.size());
-          LV_RETURN_IF_ERROR(DecodeHybrid(in, width, present, indices_));
-          for (uint32_t i : indices_)
+          HybridReader in;
+          in.Reset(std::move(rest), width);
+          indices_.resize(present);
+          for (uint32_t& i : indices_) {
+            LV_RETURN_IF_ERROR(in.Next(&i));
             if (i >= dictionary_.size()) return Error("dictionary index out of range");
+          }
         }
       } else if (encoding_ != 0) {
         return Error("unsupported encoding " + std::to_string(encoding_));
