@@ -296,12 +296,15 @@ def big_log(args):
                 day.isoformat(), i, uuid.UUID(int=rng.getrandbits(128), version=4))
             nrec = rng.randrange(10000, 40000)
             stats = spark_stats(nrec, day, rng) if args.spark_stats else '{"numRecords":%d}' % nrec
-            size = rng.randrange(1000000, 1400000)
+            size = args.data_bytes or rng.randrange(1000000, 1400000)
             lines.append(json.dumps(
                 {"add": {"path": rel, "partitionValues": {"date": day.isoformat()},
                          "size": size, "modificationTime": ts - i,
                          "dataChange": True, "stats": stats}}, separators=(",", ":")))
-            if args.sparse:
+            if args.data_bytes:
+                # Real bytes, small: a backup of the whole table reads and stores every file.
+                write_file(os.path.join(table_dir, rel), os.urandom(size), ts - i)
+            elif args.sparse:
                 # A hole of the logged size: the file exists with the right size, no data blocks.
                 path = os.path.join(table_dir, rel)
                 os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -311,6 +314,7 @@ def big_log(args):
         written += n
     print("gen_lake: %s: %d commits, %d live files in the log (%s)"
           % (table_dir, ncommits, written,
+             "data files of %d random bytes" % args.data_bytes if args.data_bytes else
              "data files sparse: right size, no data" if args.sparse else "data files not written"))
 
 
@@ -325,6 +329,8 @@ def main():
     p.add_argument("--big-log", type=int, metavar="N", help="one table with N live files, log only")
     p.add_argument("--sparse", action="store_true",
                    help="with --big-log: create the data files as sparse files of the logged size")
+    p.add_argument("--data-bytes", type=int, default=0, metavar="N",
+                   help="with --big-log: write every data file with N random bytes (logged size N)")
     p.add_argument("--spark-stats", action="store_true",
                    help="with --big-log: stats with min/max/null counts per column, as Spark writes")
     p.add_argument("--adds-per-commit", type=int, default=1000, help="with --big-log (1000)")

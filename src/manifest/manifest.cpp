@@ -1,8 +1,8 @@
 #include "manifest/manifest.h"
 
-#include <simdjson.h>
-
+#include <istream>
 #include <limits>
+#include <streambuf>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
@@ -14,6 +14,7 @@ namespace lakevault {
 using nlohmann::json;
 
 int64_t Manifest::TotalBytes() const {
+  if (files.empty()) return listed_bytes;
   int64_t total = 0;
   for (const auto& f : files) total += f.size;
   return total;
@@ -25,10 +26,14 @@ const ManifestFile* Manifest::FindFile(const std::string& path) const {
   return nullptr;
 }
 
+namespace {
+
 // The document is nlohmann's dump(1) of one object with every key, but the file list, which is
 // most of it at thousands of files, is written entry by entry: a DOM of the whole list took
-// about 1.5 KB per file, the largest allocation of a backup of a lake of small files.
-std::string ManifestToJson(const Manifest& m) {
+// about 1.5 KB per file, the largest allocation of a backup of a lake of small files. Keys are
+// sorted, so the list sits between "created" and "format"; what follows it (the stats) can be
+// known only once the list is written.
+std::string DumpWithEmptyList(const Manifest& m) {
   json doc;
   doc["format"] = "lakevault-manifest";
   doc["format_version"] = m.format_version;
@@ -57,118 +62,153 @@ std::string ManifestToJson(const Manifest& m) {
   }
   doc["tables"] = tables;
   doc["files"] = json::array();
-  std::string head = doc.dump(1);
-  // Keys are sorted and "files" is a top-level key (indent 1); a string value cannot hold this
-  // sequence unescaped.
+  return doc.dump(1);
+}
+
+// Splits the dump at the empty list: before is up to and with its '[', after from its ']' on.
+// "files" is a top-level key (indent 1); a string value cannot hold this sequence unescaped.
+void SplitAtList(const std::string& dump, std::string* before, std::string* after) {
   static const std::string kPlaceholder = "\n \"files\": []";
-  size_t at = head.find(kPlaceholder);
+  size_t at = dump.find(kPlaceholder) + kPlaceholder.size() - 1;
+  if (before) *before = dump.substr(0, at);
+  if (after) *after = dump.substr(at);
+}
+
+}  // namespace
+
+Status ManifestWriter::Begin(const Manifest& header) {
+  SplitAtList(DumpWithEmptyList(header), &head_, nullptr);
+  return Put(head_);
+}
+
+Status ManifestWriter::Add(const ManifestFile& f) {
+  json entry = {{"path", f.path},     {"size", f.size},   {"sha256", f.sha256},
+                {"backup", f.backup}, {"mtime", f.mtime}, {"mode", f.mode}};
+  if (!f.link.empty()) entry["link"] = f.link;
+  std::string text = entry.dump(1);
+  // Each line two levels deeper, as inside the whole document.
+  std::string indented = files_ == 0 ? "\n  " : ",\n  ";
+  indented.reserve(indented.size() + text.size() + 32);
+  for (char c : text) {
+    indented += c;
+    if (c == '\n') indented += "  ";
+  }
+  files_++;
+  return Put(indented);
+}
+
+Status ManifestWriter::End(const Manifest& header) {
+  std::string before, after;
+  SplitAtList(DumpWithEmptyList(header), &before, &after);
+  if (before != head_) return Error("the manifest's header changed while its files were written");
+  if (files_ > 0) LV_RETURN_IF_ERROR(Put("\n "));
+  LV_RETURN_IF_ERROR(Put(after));
+  LV_RETURN_IF_ERROR(Put("\n"));
+  return Flush();
+}
+
+Status ManifestWriter::Put(std::string_view text) {
+  buffer_.append(text);
+  bytes_written_ += static_cast<int64_t>(text.size());
+  return buffer_.size() >= (64u << 10) ? Flush() : Status::Ok();
+}
+
+Status ManifestWriter::Flush() {
+  if (buffer_.empty()) return Status::Ok();
+  Status status = sink_(buffer_);
+  buffer_.clear();
+  return status;
+}
+
+std::string ManifestToJson(const Manifest& m) {
+  std::string out;
   // Reserved once for the whole text: at 300,000 files it is about 90 MB, and a guess short of it
   // by a few bytes a file copied it into twice the capacity, both held at once. Each entry is its
   // strings plus about 110 bytes of keys, numbers and indentation (more only if escaped).
-  size_t estimate = head.size();
+  size_t estimate = 4096;
   for (const auto& f : m.files)
     estimate += 128 + f.path.size() + f.sha256.size() + f.backup.size() +
                 (f.link.empty() ? 0 : 16 + f.link.size());
-  std::string out;
   out.reserve(estimate);
-  out.append(head, 0, at + kPlaceholder.size() - 1);  // up to and without the closing ']'
-  if (!m.files.empty()) {
-    out += '\n';
-    for (size_t i = 0; i < m.files.size(); ++i) {
-      const auto& f = m.files[i];
-      json entry = {{"path", f.path},     {"size", f.size},   {"sha256", f.sha256},
-                    {"backup", f.backup}, {"mtime", f.mtime}, {"mode", f.mode}};
-      if (!f.link.empty()) entry["link"] = f.link;
-      std::string text = entry.dump(1);
-      // Each line two levels deeper, as inside the whole document.
-      out += "  ";
-      for (char c : text) {
-        out += c;
-        if (c == '\n') out += "  ";
-      }
-      out += i + 1 < m.files.size() ? ",\n" : "\n";
-    }
-    out += ' ';
-  }
-  out.append(head, at + kPlaceholder.size() - 1, std::string::npos);
-  out += '\n';
+  ManifestWriter writer([&out](std::string_view text) {
+    out.append(text);
+    return Status::Ok();
+  });
+  // A string sink cannot fail, and the header is the same at both ends.
+  (void)writer.Begin(m);
+  for (const auto& f : m.files) (void)writer.Add(f);
+  (void)writer.End(m);
   return out;
 }
 
 namespace {
 
 // A manifest field that is absent or of another type than expected is malformed; the message
-// names the field, as nlohmann's did.
+// names the field.
 struct ManifestError {
   std::string message;
 };
+struct NegativeSize {
+  std::string path;
+};
 
-std::string Str(simdjson::dom::object o, const char* key, std::optional<std::string> fallback) {
-  simdjson::dom::element e;
-  if (o.at_key(key).get(e)) {
+std::string Str(const json& o, const char* key, std::optional<std::string> fallback) {
+  auto it = o.find(key);
+  if (it == o.end()) {
     if (fallback) return *fallback;
     throw ManifestError{std::string("missing key '") + key + "'"};
   }
-  std::string_view v;
-  if (e.get_string().get(v)) throw ManifestError{std::string("'") + key + "' is not a string"};
-  return std::string(v);
+  if (!it->is_string()) throw ManifestError{std::string("'") + key + "' is not a string"};
+  return it->get<std::string>();
 }
 
 template <typename T>
-T Num(simdjson::dom::object o, const char* key, std::optional<T> fallback) {
-  simdjson::dom::element e;
-  if (o.at_key(key).get(e)) {
+T Num(const json& o, const char* key, std::optional<T> fallback) {
+  auto it = o.find(key);
+  if (it == o.end()) {
     if (fallback) return *fallback;
     throw ManifestError{std::string("missing key '") + key + "'"};
   }
   if constexpr (std::is_floating_point_v<T>) {
-    double d;
-    if (!e.get_double().get(d)) return d;
-    int64_t i;
-    if (!e.get_int64().get(i)) return static_cast<double>(i);
-    uint64_t u;
-    if (!e.get_uint64().get(u)) return static_cast<double>(u);
-  } else {
-    int64_t i;
-    if (!e.get_int64().get(i) && std::in_range<T>(i)) return static_cast<T>(i);
+    if (it->is_number()) return it->get<double>();
+  } else if (it->is_number_unsigned()) {
+    uint64_t u = it->get<uint64_t>();
+    if (std::in_range<T>(u)) return static_cast<T>(u);
+  } else if (it->is_number_integer()) {
+    int64_t i = it->get<int64_t>();
+    if (std::in_range<T>(i)) return static_cast<T>(i);
   }
   throw ManifestError{std::string("'") + key + "' is not a number in range"};
 }
 
-simdjson::dom::object Obj(simdjson::dom::element e, const char* what) {
-  simdjson::dom::object o;
-  if (e.get_object().get(o)) throw ManifestError{std::string(what) + " is not an object"};
-  return o;
+const json& Obj(const json& e, const char* what) {
+  if (!e.is_object()) throw ManifestError{std::string(what) + " is not an object"};
+  return e;
 }
 
-// An absent optional array is nullopt (a default dom::array has no document to iterate).
-std::optional<simdjson::dom::array> Arr(simdjson::dom::object o, const char* key, bool required) {
-  simdjson::dom::element e;
-  simdjson::dom::array a;
-  if (o.at_key(key).get(e)) {
-    if (required) throw ManifestError{std::string("missing key '") + key + "'"};
-    return std::nullopt;
-  }
-  if (e.get_array().get(a)) throw ManifestError{std::string("'") + key + "' is not an array"};
-  return a;
+ManifestFile FileFrom(const json& element) {
+  const json& f = Obj(element, "a file entry");
+  ManifestFile file;
+  file.path = Str(f, "path", std::nullopt);
+  file.size = Num<int64_t>(f, "size", std::nullopt);
+  file.sha256 = Str(f, "sha256", std::nullopt);
+  file.backup = Str(f, "backup", std::nullopt);
+  file.mtime = Num<int64_t>(f, "mtime", 0);
+  file.mode = Num<uint32_t>(f, "mode", 0644u);
+  file.link = Str(f, "link", "");
+  if (file.size < 0) throw NegativeSize{file.path};
+  return file;
 }
 
-}  // namespace
-
-// simdjson instead of a nlohmann DOM: `list`, `verify` and every backup parse manifests, and a
-// DOM of one with thousands of files was several times the size of its text.
-Result<Manifest> ParseManifest(const std::string& text) {
+// Everything but the file list, checked in the order a reader of the format would: what the
+// document is, its version, then the fields.
+Result<Manifest> HeaderFrom(const json& doc) {
   Manifest m;
-  simdjson::dom::parser parser;
-  simdjson::dom::element root;
-  if (auto err = parser.parse(text).get(root))
-    return Error(std::string("malformed manifest: ") + simdjson::error_message(err));
+  auto format = doc.is_object() ? doc.find("format") : json::const_iterator();
+  if (!doc.is_object() || format == doc.end() || !format->is_string() ||
+      format->get<std::string>() != "lakevault-manifest")
+    return Error("not a lakevault manifest");
   try {
-    simdjson::dom::object doc;
-    std::string_view format;
-    if (root.get_object().get(doc) || doc.at_key("format").get_string().get(format) ||
-        format != "lakevault-manifest")
-      return Error("not a lakevault manifest");
     m.format_version = Num<int>(doc, "format_version", std::nullopt);
     if (m.format_version > kManifestFormatVersion)
       return Error("manifest format " + std::to_string(m.format_version) +
@@ -178,9 +218,9 @@ Result<Manifest> ParseManifest(const std::string& text) {
     m.kind = Str(doc, "kind", std::nullopt);
     if (m.kind != "full" && m.kind != "incremental")
       return Error("manifest has unknown kind '" + m.kind + "'");
-    simdjson::dom::element parent;
-    if (doc.at_key("parent").get(parent)) throw ManifestError{"missing key 'parent'"};
-    if (!parent.is_null()) m.parent = Str(doc, "parent", std::nullopt);
+    auto parent = doc.find("parent");
+    if (parent == doc.end()) throw ManifestError{"missing key 'parent'"};
+    if (!parent->is_null()) m.parent = Str(doc, "parent", std::nullopt);
     m.created = Str(doc, "created", std::nullopt);
     m.source_root = Str(doc, "source_root", "");
     m.lake = Str(doc, "lake", "");
@@ -188,53 +228,241 @@ Result<Manifest> ParseManifest(const std::string& text) {
     m.archive = Str(doc, "archive", "");
     m.tool_version = Str(doc, "tool_version", "");
     m.consolidated_from = Str(doc, "consolidated_from", "");
-    simdjson::dom::element stats_element;
-    simdjson::dom::object stats;
-    if (!doc.at_key("stats").get(stats_element) && !stats_element.get_object().get(stats)) {
-      m.duration_seconds = Num<double>(stats, "duration_seconds", 0.0);
-      m.files_stored = Num<int64_t>(stats, "files_stored", 0);
-      m.bytes_stored = Num<int64_t>(stats, "bytes_stored", 0);
+    auto stats = doc.find("stats");
+    if (stats != doc.end() && stats->is_object()) {
+      m.duration_seconds = Num<double>(*stats, "duration_seconds", 0.0);
+      m.files_stored = Num<int64_t>(*stats, "files_stored", 0);
+      m.bytes_stored = Num<int64_t>(*stats, "bytes_stored", 0);
     }
-    if (auto missing = Arr(doc, "missing", false))
-      for (auto e : *missing) {
-        std::string_view v;
-        if (e.get_string().get(v)) throw ManifestError{"'missing' holds a non-string"};
-        m.missing.emplace_back(v);
+    auto missing = doc.find("missing");
+    if (missing != doc.end()) {
+      if (!missing->is_array()) throw ManifestError{"'missing' is not an array"};
+      for (const auto& e : *missing) {
+        if (!e.is_string()) throw ManifestError{"'missing' holds a non-string"};
+        m.missing.push_back(e.get<std::string>());
       }
-    simdjson::dom::element tables_element;
-    if (doc.at_key("tables").get(tables_element)) throw ManifestError{"missing key 'tables'"};
-    for (auto [name, value] : Obj(tables_element, "'tables'")) {
-      simdjson::dom::object t = Obj(value, "a table");
+    }
+    auto tables = doc.find("tables");
+    if (tables == doc.end()) throw ManifestError{"missing key 'tables'"};
+    for (const auto& [name, value] : Obj(*tables, "'tables'").items()) {
+      const json& t = Obj(value, "a table");
       ManifestTable table;
-      table.name = std::string(name);
+      table.name = name;
       table.path = Str(t, "path", std::nullopt);
       table.version = Num<int64_t>(t, "version", -1);
-      simdjson::dom::element rows;
-      if (!t.at_key("rows").get(rows) && !rows.is_null())
-        table.rows = Num<int64_t>(t, "rows", std::nullopt);
+      auto rows = t.find("rows");
+      if (rows != t.end() && !rows->is_null()) table.rows = Num<int64_t>(t, "rows", std::nullopt);
       table.files = Num<int64_t>(t, "files", 0);
       table.bytes = Num<int64_t>(t, "bytes", 0);
       m.tables.push_back(std::move(table));
     }
-    simdjson::dom::array files = *Arr(doc, "files", true);
-    m.files.reserve(files.size());
-    for (auto element : files) {
-      simdjson::dom::object f = Obj(element, "a file entry");
-      ManifestFile file;
-      file.path = Str(f, "path", std::nullopt);
-      file.size = Num<int64_t>(f, "size", std::nullopt);
-      file.sha256 = Str(f, "sha256", std::nullopt);
-      file.backup = Str(f, "backup", std::nullopt);
-      file.mtime = Num<int64_t>(f, "mtime", 0);
-      file.mode = Num<uint32_t>(f, "mode", 0644u);
-      file.link = Str(f, "link", "");
-      if (file.size < 0) return Error("manifest lists a negative size for " + file.path);
-      m.files.push_back(std::move(file));
-    }
+    auto files = doc.find("files");
+    if (files == doc.end()) throw ManifestError{"missing key 'files'"};
+    if (!files->is_array()) throw ManifestError{"'files' is not an array"};
   } catch (const ManifestError& e) {
     return Error("malformed manifest: " + e.message);
   }
   return m;
+}
+
+// Builds one JSON value from SAX events.
+class Builder {
+ public:
+  bool empty() const { return stack_.empty(); }
+  size_t depth() const { return stack_.size(); }
+  const std::string& key() const { return key_; }
+  json& root() { return root_; }
+  void Reset() {
+    root_ = json();
+    stack_.clear();
+  }
+  void Value(json v) { Place(std::move(v)); }
+  void Open(json container) { stack_.push_back(Place(std::move(container))); }
+  void Key(std::string key) { key_ = std::move(key); }
+  // True when the closed container was the root.
+  bool Close() {
+    stack_.pop_back();
+    return stack_.empty();
+  }
+
+ private:
+  json* Place(json v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return &root_;
+    }
+    json& top = *stack_.back();
+    if (top.is_array()) {
+      top.push_back(std::move(v));
+      return &top.back();
+    }
+    json& slot = top[key_];
+    slot = std::move(v);
+    return &slot;
+  }
+  json root_;
+  std::vector<json*> stack_;
+  std::string key_;
+};
+
+// The document is built as a DOM, all but the entries of its top-level "files" array: each is
+// built alone, turned into a ManifestFile and handed over, so the list is never held.
+class StreamingHandler final : public nlohmann::json_sax<json> {
+ public:
+  explicit StreamingHandler(const ManifestFileVisitor& visit) : visit_(visit) {}
+
+  std::optional<Error> error;
+  json& document() { return doc_.root(); }
+  int64_t files = 0, bytes = 0;
+
+  bool null() override { return Scalar(nullptr); }
+  bool boolean(bool v) override { return Scalar(v); }
+  bool number_integer(number_integer_t v) override { return Scalar(v); }
+  bool number_unsigned(number_unsigned_t v) override { return Scalar(v); }
+  bool number_float(number_float_t v, const string_t&) override { return Scalar(v); }
+  bool string(string_t& v) override { return Scalar(std::move(v)); }
+  bool binary(binary_t&) override { return Fail("a binary value"); }
+  bool key(string_t& k) override {
+    (in_entry_ ? entry_ : doc_).Key(std::move(k));
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    if (in_list_ && !in_entry_) in_entry_ = true;
+    (in_entry_ ? entry_ : doc_).Open(json::object());
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (!in_entry_ && in_list_) return Fail("a file entry is not an object");
+    if (!in_entry_ && doc_.depth() == 1 && doc_.key() == "files" && !list_seen_) {
+      doc_.Value(json::array());  // present and an array; its entries are not kept
+      in_list_ = list_seen_ = true;
+      return true;
+    }
+    (in_entry_ ? entry_ : doc_).Open(json::array());
+    return true;
+  }
+  bool end_object() override { return End(); }
+  bool end_array() override {
+    if (in_list_ && !in_entry_) {
+      in_list_ = false;
+      return true;
+    }
+    return End();
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    if (!error) error = Error(std::string("malformed manifest: ") + e.what());
+    return false;
+  }
+
+ private:
+  bool Fail(const std::string& what) {
+    error = Error("malformed manifest: " + what);
+    return false;
+  }
+  template <typename V>
+  bool Scalar(V&& v) {
+    if (in_list_ && !in_entry_) return Fail("a file entry is not an object");
+    (in_entry_ ? entry_ : doc_).Value(json(std::forward<V>(v)));
+    return true;
+  }
+  bool End() {
+    if (!in_entry_) {
+      doc_.Close();
+      return true;
+    }
+    if (!entry_.Close()) return true;
+    in_entry_ = false;
+    ManifestFile file;
+    try {
+      file = FileFrom(entry_.root());
+    } catch (const ManifestError& e) {
+      error = Error("malformed manifest: " + e.message);
+      return false;
+    } catch (const NegativeSize& e) {
+      error = Error("manifest lists a negative size for " + e.path);
+      return false;
+    }
+    entry_.Reset();
+    files++;
+    bytes += file.size;
+    if (!visit_) return true;
+    Status status = visit_(std::move(file));
+    if (!status.ok()) {
+      error = status.error();
+      return false;
+    }
+    return true;
+  }
+
+  const ManifestFileVisitor& visit_;
+  Builder doc_, entry_;
+  bool in_list_ = false, in_entry_ = false, list_seen_ = false;
+};
+
+template <typename Input>
+Result<Manifest> ReadStreaming(Input&& input, const ManifestFileVisitor& visit,
+                               const Status* read_status) {
+  StreamingHandler handler(visit);
+  bool parsed = json::sax_parse(std::forward<Input>(input), &handler);
+  if (read_status && !read_status->ok()) return read_status->error();
+  if (handler.error) return *handler.error;
+  if (!parsed) return Error("malformed manifest");
+  LV_ASSIGN_OR_RETURN(Manifest m, HeaderFrom(handler.document()));
+  m.listed_files = handler.files;
+  m.listed_bytes = handler.bytes;
+  return m;
+}
+
+// A SequentialFile as an istream, 64 KiB at a time; a read error ends the stream and is kept.
+class FileStreamBuf final : public std::streambuf {
+ public:
+  explicit FileStreamBuf(SequentialFile& file) : file_(file), buffer_(64u << 10) {}
+  const Status& status() const { return status_; }
+
+ protected:
+  int_type underflow() override {
+    if (!status_.ok()) return traits_type::eof();
+    auto n = file_.Read(buffer_.data(), buffer_.size());
+    if (!n.ok()) {
+      status_ = n.status();
+      return traits_type::eof();
+    }
+    if (*n == 0) return traits_type::eof();
+    setg(buffer_.data(), buffer_.data(), buffer_.data() + *n);
+    return traits_type::to_int_type(buffer_[0]);
+  }
+
+ private:
+  SequentialFile& file_;
+  std::vector<char> buffer_;
+  Status status_;
+};
+
+}  // namespace
+
+Result<Manifest> ParseManifest(const std::string& text) {
+  std::vector<ManifestFile> files;
+  LV_ASSIGN_OR_RETURN(Manifest m, ReadStreaming(
+                                      text,
+                                      [&files](ManifestFile&& f) {
+                                        files.push_back(std::move(f));
+                                        return Status::Ok();
+                                      },
+                                      nullptr));
+  m.files = std::move(files);
+  return m;
+}
+
+Result<Manifest> ReadManifest(SequentialFile& input, const ManifestFileVisitor& visit) {
+  FileStreamBuf buffer(input);
+  std::istream stream(&buffer);
+  return ReadStreaming(stream, visit, &buffer.status());
+}
+
+Result<Manifest> ReadManifestFile(Env& env, const std::string& path,
+                                  const ManifestFileVisitor& visit) {
+  LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));
+  return ReadManifest(*file, visit);
 }
 
 bool IsBackupId(const std::string& id) {

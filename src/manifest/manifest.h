@@ -3,10 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "core/env.h"
 #include "core/result.h"
 
 namespace lakevault {
@@ -57,14 +60,54 @@ struct Manifest {
   std::vector<ManifestTable> tables;
   std::vector<ManifestFile> files;
   std::vector<std::string> missing;  // referenced files absent at backup time (--allow-missing)
+  // The file list's length and the sum of its sizes, as read: set also when the entries were not
+  // kept (ReadManifest). Not part of the text.
+  int64_t listed_files = 0;
+  int64_t listed_bytes = 0;
 
   bool complete() const { return missing.empty(); }
+  // The sum of the files' sizes: of `files`, or listed_bytes when the entries were not kept.
   int64_t TotalBytes() const;
   const ManifestFile* FindFile(const std::string& path) const;
 };
 
 std::string ManifestToJson(const Manifest& manifest);
 Result<Manifest> ParseManifest(const std::string& json_text);
+
+// Writes a manifest's text a file entry at a time: the bytes ManifestToJson gives for the whole
+// manifest, without the list in memory (at 300,000 files its text is 90 MB, its records more).
+class ManifestWriter {
+ public:
+  using Sink = std::function<Status(std::string_view)>;
+  explicit ManifestWriter(Sink sink) : sink_(std::move(sink)) {}
+  // `header`: every field but the file list. Its `missing` is final ("complete" precedes the
+  // list); its stats may still change until End.
+  Status Begin(const Manifest& header);
+  Status Add(const ManifestFile& file);
+  // `header` as given to Begin, stats filled in. Fails if anything before the list changed.
+  Status End(const Manifest& header);
+  int64_t files() const { return files_; }
+  int64_t bytes_written() const { return bytes_written_; }
+
+ private:
+  Status Put(std::string_view text);
+  Status Flush();
+  Sink sink_;
+  std::string head_;  // the text before the list, to check End's header against
+  std::string buffer_;
+  int64_t files_ = 0;
+  int64_t bytes_written_ = 0;
+};
+
+// Called with each file entry in document order; an error stops the read and is returned.
+using ManifestFileVisitor = std::function<Status(ManifestFile&&)>;
+// Reads a manifest without keeping its file list: each entry is checked as ParseManifest checks
+// it and handed to `visit` (null: dropped), so memory stays bounded whatever the list's length.
+// Manifest::files stays empty; listed_files and listed_bytes count the entries. When it fails,
+// what `visit` was given must be discarded.
+Result<Manifest> ReadManifest(SequentialFile& input, const ManifestFileVisitor& visit);
+Result<Manifest> ReadManifestFile(Env& env, const std::string& path,
+                                  const ManifestFileVisitor& visit);
 
 // backup_YYYYMMDD_HHMMSS or backup_YYYYMMDD_HHMMSS_N
 bool IsBackupId(const std::string& id);

@@ -1,7 +1,10 @@
 #include "manifest/manifest.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 namespace lakevault {
@@ -179,6 +182,138 @@ TEST(ManifestTest, RefusesWhatIsNotAWellFormedManifest) {
   EXPECT_TRUE(without_missing->missing.empty());
   EXPECT_EQ(message(with("\"tables\": {", "\"tables\": 5, \"unused\": {")),
             "malformed manifest: 'tables' is not an object");
+}
+
+// The text written to a file and read back a file entry at a time.
+class StreamedManifest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("lv-manifest-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  std::string Write(const std::string& text) {
+    std::string path = (dir_ / "m.json").string();
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(StreamedManifest, WriterGivesTheWholeDocumentWhateverTheSinkPieces) {
+  for (size_t files : {0, 1, 37, 3000}) {
+    Manifest m = Sample(files);
+    std::string out;
+    size_t calls = 0;
+    ManifestWriter writer([&](std::string_view piece) {
+      out.append(piece);
+      calls++;
+      return Status::Ok();
+    });
+    Manifest header = m;
+    header.files.clear();
+    header.duration_seconds = 0;  // the stats are known only at the end
+    ASSERT_TRUE(writer.Begin(header).ok());
+    for (const auto& f : m.files) ASSERT_TRUE(writer.Add(f).ok());
+    header.duration_seconds = m.duration_seconds;
+    ASSERT_TRUE(writer.End(header).ok());
+    EXPECT_EQ(out, WholeDocument(m)) << files << " files";
+    EXPECT_EQ(writer.bytes_written(), static_cast<int64_t>(out.size()));
+    EXPECT_EQ(writer.files(), static_cast<int64_t>(files));
+    // Buffered: 3000 entries (about 1 MB) reach the sink in pieces of 64 KiB, not one a file.
+    if (files == 3000) EXPECT_LT(calls, 40u);
+  }
+}
+
+TEST_F(StreamedManifest, WriterRefusesAHeaderThatChangedBeforeTheList) {
+  Manifest m = Sample(2);
+  ManifestWriter writer([](std::string_view) { return Status::Ok(); });
+  ASSERT_TRUE(writer.Begin(m).ok());
+  m.missing.clear();  // "complete" was written before the list
+  EXPECT_FALSE(writer.End(m).ok());
+  ManifestWriter failing([](std::string_view) { return Status(Error("disk full")); });
+  Status begun = failing.Begin(Sample(0));
+  Status ended = begun.ok() ? failing.End(Sample(0)) : begun;
+  EXPECT_EQ(ended.message(), "disk full");
+}
+
+TEST_F(StreamedManifest, ReadsEveryEntryInOrderWithoutKeepingThem) {
+  Manifest m = Sample(500);
+  std::string path = Write(ManifestToJson(m));
+  std::vector<ManifestFile> seen;
+  auto read = ReadManifestFile(Env::Default(), path, [&](ManifestFile&& f) {
+    seen.push_back(std::move(f));
+    return Status::Ok();
+  });
+  ASSERT_TRUE(read.ok()) << read.message();
+  EXPECT_TRUE(read->files.empty());
+  EXPECT_EQ(read->listed_files, 500);
+  EXPECT_EQ(read->listed_bytes, m.TotalBytes());
+  EXPECT_EQ(read->TotalBytes(), m.TotalBytes());
+  read->files = std::move(seen);
+  ExpectSame(m, *read);
+  // Without a visitor: the header alone, counts included.
+  auto header = ReadManifestFile(Env::Default(), path, nullptr);
+  ASSERT_TRUE(header.ok()) << header.message();
+  EXPECT_TRUE(header->files.empty());
+  EXPECT_EQ(header->listed_files, 500);
+  EXPECT_EQ(header->id, m.id);
+  EXPECT_EQ(header->missing, m.missing);
+}
+
+TEST_F(StreamedManifest, AVisitorsErrorStopsTheRead) {
+  std::string path = Write(ManifestToJson(Sample(50)));
+  int calls = 0;
+  auto read = ReadManifestFile(Env::Default(), path, [&](ManifestFile&&) {
+    return ++calls == 7 ? Status(Error("enough")) : Status::Ok();
+  });
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.message(), "enough");
+  EXPECT_EQ(calls, 7);
+}
+
+TEST_F(StreamedManifest, AReadErrorIsReportedNotTakenForTheEnd) {
+  std::string path = Write(ManifestToJson(Sample(2000)));  // several 64 KiB reads
+  auto env = NewFaultInjectingEnv(Env::Default(), FaultSpec{"read", 2});
+  auto read = ReadManifestFile(*env, path, nullptr);
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.message().find("malformed"), std::string::npos) << read.message();
+}
+
+TEST_F(StreamedManifest, RefusesWhatParseManifestRefusesWithTheSameMessage) {
+  std::string good = ManifestToJson(Sample(3));
+  const std::vector<std::pair<std::string, std::string>> damage = {
+      {"\"created\":", "\"made\":"},
+      {"\"size\": 1\n", "\"size\": \"1\"\n"},
+      {"\"size\": 1\n", "\"size\": -1\n"},
+      {"\"size\": 1\n", "\"size\": 1.5\n"},
+      {"\"files\": [", "\"files\": 5, \"unused\": ["},
+      {"\"files\": [\n  {", "\"files\": [\n  7, {"},
+      {"\"files\": [\n  {", "\"files\": [\n  [], {"},
+      {"\"format_version\": 1", "\"format_version\": 2"},
+      {"\"lakevault-manifest\"", "\"other\""},
+      {"\"tables\": {", "\"tables\": 5, \"unused\": {"},
+  };
+  for (const auto& [from, to] : damage) {
+    std::string text = good;
+    size_t at = text.find(from);
+    ASSERT_NE(at, std::string::npos) << from;
+    text.replace(at, from.size(), to);
+    auto parsed = ParseManifest(text);
+    auto streamed = ReadManifestFile(Env::Default(), Write(text), nullptr);
+    ASSERT_FALSE(parsed.ok()) << to;
+    ASSERT_FALSE(streamed.ok()) << to;
+    EXPECT_EQ(parsed.message(), streamed.message());
+  }
+  auto cut = ReadManifestFile(Env::Default(), Write(good.substr(0, good.size() - 9)), nullptr);
+  ASSERT_FALSE(cut.ok());
+  EXPECT_NE(cut.message().find("malformed manifest"), std::string::npos) << cut.message();
+  auto trailing = ReadManifestFile(Env::Default(), Write(good + "{}"), nullptr);
+  EXPECT_FALSE(trailing.ok());
+  auto missing = ReadManifestFile(Env::Default(), (dir_ / "none.json").string(), nullptr);
+  EXPECT_FALSE(missing.ok());
 }
 
 }  // namespace
