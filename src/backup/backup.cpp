@@ -314,8 +314,11 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   const TimePoint now = options.now.value_or(Clock::now());
   LV_ASSIGN_OR_RETURN(KindDecision decision, DecideKind(config, options, catalog, now));
   std::map<std::string, const ManifestFile*> parent_files;
-  if (decision.parent)
-    for (const auto& f : decision.parent->manifest->files) parent_files[f.path] = &f;
+  Manifest parent;
+  if (decision.parent) {
+    LV_ASSIGN_OR_RETURN(parent, LoadManifestFiles(catalog, *decision.parent));
+    for (const auto& f : parent.files) parent_files[f.path] = &f;
+  }
   outcome.kind_reason = decision.reason;
 
   // Pre-flight (the guide's "disk full"): the archive can be no larger than the bytes it takes

@@ -42,7 +42,7 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
   LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
   LV_ASSIGN_OR_RETURN(const CatalogEntry* target, catalog.Find(selector));
   LV_ASSIGN_OR_RETURN(auto chain, ResolveChain(catalog, target->id));
-  const Manifest& source = *target->manifest;
+  LV_ASSIGN_OR_RETURN(const Manifest source, LoadManifestFiles(catalog, *target));
 
   ConsolidateOutcome outcome;
   Manifest& manifest = outcome.manifest;

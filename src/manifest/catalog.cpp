@@ -107,9 +107,9 @@ Result<Catalog> Catalog::Load(const std::string& dir) {
     entry.archive_name = name;
     entry.archive_path = item.path().string();
     entry.archive_bytes = static_cast<int64_t>(item.file_size(ec));
-    std::string text;
-    if (ReadSmallFile(ManifestSidecarPath(dir, id), &text)) {
-      auto manifest = ParseManifest(text);
+    const std::string sidecar = ManifestSidecarPath(dir, id);
+    if (fs::is_regular_file(sidecar, ec)) {
+      auto manifest = ReadManifestFile(Env::Default(), sidecar, nullptr);
       if (manifest.ok())
         entry.manifest = std::move(manifest).value();
       else
@@ -117,6 +117,7 @@ Result<Catalog> Catalog::Load(const std::string& dir) {
     } else {
       entry.manifest_error = "manifest sidecar " + id + ".manifest.json is missing";
     }
+    std::string text;
     if (ReadSmallFile(VerifySidecarPath(dir, id), &text)) {
       try {
         auto doc = nlohmann::json::parse(text);
@@ -131,6 +132,20 @@ Result<Catalog> Catalog::Load(const std::string& dir) {
   std::sort(catalog.entries_.begin(), catalog.entries_.end(),
             [](const CatalogEntry& a, const CatalogEntry& b) { return a.id < b.id; });
   return catalog;
+}
+
+Result<Manifest> LoadManifestFiles(const Catalog& catalog, const CatalogEntry& entry) {
+  if (!entry.manifest) return Error("backup " + entry.id + ": " + entry.manifest_error);
+  std::vector<ManifestFile> files;
+  files.reserve(static_cast<size_t>(entry.manifest->listed_files));
+  auto manifest = ReadManifestFile(Env::Default(), ManifestSidecarPath(catalog.dir(), entry.id),
+                                   [&files](ManifestFile&& f) {
+                                     files.push_back(std::move(f));
+                                     return Status::Ok();
+                                   });
+  if (!manifest.ok()) return Error("backup " + entry.id + ": " + manifest.message());
+  manifest->files = std::move(files);
+  return manifest;
 }
 
 Result<const CatalogEntry*> Catalog::Find(const std::string& selector) const {

@@ -24,8 +24,10 @@ struct CatalogEntry {
   std::string archive_path;
   std::string archive_name;
   int64_t archive_bytes = 0;
-  std::optional<Manifest> manifest;  // from the sidecar
-  std::string manifest_error;        // why the sidecar could not be read
+  // From the sidecar, without its file list (listed_files and listed_bytes count it): see
+  // LoadManifestFiles.
+  std::optional<Manifest> manifest;
+  std::string manifest_error;  // why the sidecar could not be read
   std::optional<VerifyRecord> last_verify;
 };
 
@@ -43,6 +45,12 @@ Result<std::string> ParseSha256Sidecar(const std::string& content, const std::st
 
 Status WriteVerifyRecord(Env& env, const std::string& dir, const std::string& id,
                          const VerifyRecord& record);
+
+class Catalog;
+// The manifest of `entry` with its file list, read from its sidecar. Catalog::Load keeps only the
+// headers: the list is most of a manifest (at 300,000 files 90 MB of text, more as records), and
+// listing, pruning or choosing a parent needs none of it.
+Result<Manifest> LoadManifestFiles(const Catalog& catalog, const CatalogEntry& entry);
 
 class Catalog {
  public:

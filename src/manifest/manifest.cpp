@@ -2,10 +2,10 @@
 
 #include <istream>
 #include <limits>
-#include <streambuf>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
+#include <streambuf>
 #include <type_traits>
 #include <utility>
 

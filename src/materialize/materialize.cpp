@@ -120,7 +120,7 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
                                              const std::string& id, const std::string& dest,
                                              const MaterializeOptions& options) {
   LV_ASSIGN_OR_RETURN(auto chain, ResolveChain(catalog, id));
-  const Manifest& manifest = *chain.back()->manifest;
+  LV_ASSIGN_OR_RETURN(const Manifest manifest, LoadManifestFiles(catalog, *chain.back()));
   // Which archive holds which wanted file.
   std::map<std::string, std::unordered_map<std::string, const ManifestFile*>> wanted;
   size_t expected = 0;

@@ -325,8 +325,7 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
   LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(backup_dir));
   if (catalog.entries().empty()) return Error("no backups in " + backup_dir);
   LV_ASSIGN_OR_RETURN(const CatalogEntry* entry, SelectBackup(catalog, request.backup, request.at));
-  if (!entry->manifest) return Error("backup " + entry->id + ": " + entry->manifest_error);
-  const Manifest& manifest = *entry->manifest;
+  LV_ASSIGN_OR_RETURN(const Manifest manifest, LoadManifestFiles(catalog, *entry));
   out.id = entry->id;
   out.created = manifest.created;
   if (request.version && request.tables.size() != 1)

@@ -473,17 +473,21 @@ VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const Catal
   }
   // Per ancestor, its files by path (a lookup per file: linear scans would be quadratic).
   std::map<std::string, std::unordered_map<std::string, const ManifestFile*>> held_by;
+  std::map<std::string, Manifest> manifests;
   for (const CatalogEntry* link : *chain) {
     auto& files = held_by[link->id];
-    if (link->manifest)
-      for (const auto& f : link->manifest->files) files[f.path] = &f;
+    auto loaded = LoadManifestFiles(catalog, *link);
+    if (loaded.ok()) {
+      Manifest& m = manifests[link->id] = std::move(loaded).value();
+      for (const auto& f : m.files) files[f.path] = &f;
+    }
     if (link == &entry) continue;
     VerifyReport ancestor = verify_one(*link);
     for (const auto& p : ancestor.problems)
       report.Fail(entry.id + " needs " + link->id + ", which failed: " + p);
     ancestors.push_back(std::move(ancestor));
   }
-  for (const auto& file : entry.manifest->files) {
+  for (const auto& file : manifests[entry.id].files) {
     if (file.backup == entry.id) continue;
     auto it = held_by.find(file.backup);
     if (it == held_by.end()) {
