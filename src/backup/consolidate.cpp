@@ -108,6 +108,8 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
         return Error(link->id + ": " + wanted.begin()->first + " is missing from the archive");
     }
     const std::string manifest_json = ManifestToJson(manifest);
+    const std::string manifest_tmp = ManifestTempPath(dir, manifest.id);
+    LV_RETURN_IF_ERROR(WriteSyncedFile(env, manifest_tmp, manifest_json));
     ArchiveEntry entry;
     entry.path = kManifestMemberName;
     entry.mode = 0600;
@@ -115,7 +117,7 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
     LV_RETURN_IF_ERROR(writer->Finish());
     outcome.archive_bytes = writer->bytes_written();
     return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
-                          manifest, manifest_json, /*verify=*/true);
+                          manifest_tmp, /*verify=*/true);
   };
   Status status = write();
   if (!status.ok()) {

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "core/env.h"
 #include "core/result.h"
@@ -24,13 +25,21 @@ std::string ChooseId(const std::string& dir, std::optional<TimePoint> fixed_now)
 // still being written.
 void RemoveStaleTemporaries(Env& env, const std::string& dir);
 
-// Verifies the finished temporary archive (when `verify`) against `manifest` and the
-// `manifest_json` made of it, writes the sidecars, then renames
-// the archive to `final_path` without ever replacing a file, and fsyncs the folder.
+// Where a backup's manifest is written before it becomes the sidecar: a temporary name that
+// RemoveStaleTemporaries knows.
+std::string ManifestTempPath(const std::string& dir, const std::string& id);
+
+// Writes `text` to `path` (created exclusively, owner-only) and fsyncs it.
+Status WriteSyncedFile(Env& env, const std::string& path, std::string_view text);
+
+// Verifies the finished temporary archive (when `verify`) against the manifest at
+// `manifest_tmp` (written and fsynced, the archive's last member byte for byte), makes that file
+// the manifest sidecar and writes the others, then renames the archive to `final_path` without
+// ever replacing a file, and fsyncs the folder.
 Status PublishArchive(Env& env, const std::string& dir, const std::string& id,
                       const std::string& tmp_path, const std::string& final_path,
-                      const std::string& archive_sha256, const Manifest& manifest,
-                      const std::string& manifest_json, bool verify);
+                      const std::string& archive_sha256, const std::string& manifest_tmp,
+                      bool verify);
 
 // After a failure: removes the temporary archive and any sidecars written for it, unless the
 // archive did reach its final name.

@@ -136,15 +136,8 @@ Result<Catalog> Catalog::Load(const std::string& dir) {
 
 Result<Manifest> LoadManifestFiles(const Catalog& catalog, const CatalogEntry& entry) {
   if (!entry.manifest) return Error("backup " + entry.id + ": " + entry.manifest_error);
-  std::vector<ManifestFile> files;
-  files.reserve(static_cast<size_t>(entry.manifest->listed_files));
-  auto manifest = ReadManifestFile(Env::Default(), ManifestSidecarPath(catalog.dir(), entry.id),
-                                   [&files](ManifestFile&& f) {
-                                     files.push_back(std::move(f));
-                                     return Status::Ok();
-                                   });
+  auto manifest = LoadManifest(Env::Default(), ManifestSidecarPath(catalog.dir(), entry.id));
   if (!manifest.ok()) return Error("backup " + entry.id + ": " + manifest.message());
-  manifest->files = std::move(files);
   return manifest;
 }
 

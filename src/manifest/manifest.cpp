@@ -1,5 +1,6 @@
 #include "manifest/manifest.h"
 
+#include <array>
 #include <istream>
 #include <limits>
 #include <nlohmann/json.hpp>
@@ -186,19 +187,94 @@ const json& Obj(const json& e, const char* what) {
   return e;
 }
 
-ManifestFile FileFrom(const json& element) {
-  const json& f = Obj(element, "a file entry");
-  ManifestFile file;
-  file.path = Str(f, "path", std::nullopt);
-  file.size = Num<int64_t>(f, "size", std::nullopt);
-  file.sha256 = Str(f, "sha256", std::nullopt);
-  file.backup = Str(f, "backup", std::nullopt);
-  file.mtime = Num<int64_t>(f, "mtime", 0);
-  file.mode = Num<uint32_t>(f, "mode", 0644u);
-  file.link = Str(f, "link", "");
-  if (file.size < 0) throw NegativeSize{file.path};
-  return file;
-}
+// One file entry built from its parse events, without a DOM (a DOM an entry was most of the
+// cost of reading a long list), and checked as the header's fields are: an absent required key,
+// a value of the wrong type, in the order path, size, sha256, backup, mtime, mode, link.
+class EntryBuilder {
+ public:
+  void Start() {
+    file_ = ManifestFile();
+    state_.fill(kAbsent);
+    depth_ = 1;
+    field_ = kOther;
+  }
+  void Key(std::string& key) {
+    if (depth_ != 1) return;
+    static const char* const kNames[] = {"path",  "size", "sha256", "backup",
+                                         "mtime", "mode", "link"};
+    field_ = kOther;
+    for (int i = 0; i < kOther; ++i)
+      if (key == kNames[i]) field_ = static_cast<Field>(i);
+  }
+  void String(std::string& v) {
+    if (depth_ != 1 || field_ == kOther) return;
+    std::string* target = field_ == kPath     ? &file_.path
+                          : field_ == kSha256 ? &file_.sha256
+                          : field_ == kBackup ? &file_.backup
+                          : field_ == kLink   ? &file_.link
+                                              : nullptr;
+    if (!target) return Bad();
+    *target = std::move(v);
+    state_[field_] = kGood;
+  }
+  void Integer(int64_t v) {
+    if (depth_ != 1 || field_ == kOther) return;
+    if (field_ == kSize || field_ == kMtime) {
+      (field_ == kSize ? file_.size : file_.mtime) = v;
+      state_[field_] = kGood;
+    } else if (field_ == kMode && std::in_range<uint32_t>(v)) {
+      file_.mode = static_cast<uint32_t>(v);
+      state_[field_] = kGood;
+    } else {
+      Bad();
+    }
+  }
+  void Unsigned(uint64_t v) {
+    if (std::in_range<int64_t>(v))
+      Integer(static_cast<int64_t>(v));
+    else if (depth_ == 1)
+      Bad();
+  }
+  void Other() {
+    if (depth_ == 1) Bad();
+  }
+  void Open() {
+    if (depth_ == 1) Bad();
+    depth_++;
+  }
+  // True when the entry itself closed.
+  bool Close() { return --depth_ == 0; }
+  ManifestFile Finish() {
+    static const char* const kNames[] = {"path",  "size", "sha256", "backup",
+                                         "mtime", "mode", "link"};
+    for (int i = 0; i < kOther; ++i) {
+      const bool required = i <= kBackup;
+      if (state_[i] == kAbsent && required)
+        throw ManifestError{std::string("missing key '") + kNames[i] + "'"};
+      if (state_[i] == kBad)
+        throw ManifestError{std::string("'") + kNames[i] + "' " +
+                            (i == kPath || i == kSha256 || i == kBackup || i == kLink
+                                 ? "is not a string"
+                                 : "is not a number in range")};
+    }
+    if (state_[kMtime] == kAbsent) file_.mtime = 0;
+    if (state_[kMode] == kAbsent) file_.mode = 0644;
+    if (state_[kLink] == kAbsent) file_.link.clear();
+    if (file_.size < 0) throw NegativeSize{file_.path};
+    return std::move(file_);
+  }
+
+ private:
+  enum Field { kPath, kSize, kSha256, kBackup, kMtime, kMode, kLink, kOther };
+  enum State : uint8_t { kAbsent, kGood, kBad };
+  void Bad() {
+    if (field_ != kOther) state_[field_] = kBad;
+  }
+  ManifestFile file_;
+  std::array<State, kOther> state_{};
+  int depth_ = 0;
+  Field field_ = kOther;
+};
 
 // Everything but the file list, checked in the order a reader of the format would: what the
 // document is, its version, then the fields.
@@ -315,30 +391,55 @@ class StreamingHandler final : public nlohmann::json_sax<json> {
   json& document() { return doc_.root(); }
   int64_t files = 0, bytes = 0;
 
-  bool null() override { return Scalar(nullptr); }
-  bool boolean(bool v) override { return Scalar(v); }
-  bool number_integer(number_integer_t v) override { return Scalar(v); }
-  bool number_unsigned(number_unsigned_t v) override { return Scalar(v); }
-  bool number_float(number_float_t v, const string_t&) override { return Scalar(v); }
-  bool string(string_t& v) override { return Scalar(std::move(v)); }
+  bool null() override { return Other(nullptr); }
+  bool boolean(bool v) override { return Other(v); }
+  bool number_integer(number_integer_t v) override {
+    if (!in_entry_) return Scalar(v);
+    entry_.Integer(v);
+    return true;
+  }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (!in_entry_) return Scalar(v);
+    entry_.Unsigned(v);
+    return true;
+  }
+  bool number_float(number_float_t v, const string_t&) override { return Other(v); }
+  bool string(string_t& v) override {
+    if (!in_entry_) return Scalar(std::move(v));
+    entry_.String(v);
+    return true;
+  }
   bool binary(binary_t&) override { return Fail("a binary value"); }
   bool key(string_t& k) override {
-    (in_entry_ ? entry_ : doc_).Key(std::move(k));
+    if (in_entry_)
+      entry_.Key(k);
+    else
+      doc_.Key(std::move(k));
     return true;
   }
   bool start_object(std::size_t) override {
-    if (in_list_ && !in_entry_) in_entry_ = true;
-    (in_entry_ ? entry_ : doc_).Open(json::object());
+    if (in_entry_) {
+      entry_.Open();
+    } else if (in_list_) {
+      in_entry_ = true;
+      entry_.Start();
+    } else {
+      doc_.Open(json::object());
+    }
     return true;
   }
   bool start_array(std::size_t) override {
-    if (!in_entry_ && in_list_) return Fail("a file entry is not an object");
-    if (!in_entry_ && doc_.depth() == 1 && doc_.key() == "files" && !list_seen_) {
+    if (in_entry_) {
+      entry_.Open();
+      return true;
+    }
+    if (in_list_) return Fail("a file entry is not an object");
+    if (doc_.depth() == 1 && doc_.key() == "files" && !list_seen_) {
       doc_.Value(json::array());  // present and an array; its entries are not kept
       in_list_ = list_seen_ = true;
       return true;
     }
-    (in_entry_ ? entry_ : doc_).Open(json::array());
+    doc_.Open(json::array());
     return true;
   }
   bool end_object() override { return End(); }
@@ -360,9 +461,15 @@ class StreamingHandler final : public nlohmann::json_sax<json> {
     return false;
   }
   template <typename V>
+  bool Other(V v) {
+    if (!in_entry_) return Scalar(v);
+    entry_.Other();
+    return true;
+  }
+  template <typename V>
   bool Scalar(V&& v) {
-    if (in_list_ && !in_entry_) return Fail("a file entry is not an object");
-    (in_entry_ ? entry_ : doc_).Value(json(std::forward<V>(v)));
+    if (in_list_) return Fail("a file entry is not an object");
+    doc_.Value(json(std::forward<V>(v)));
     return true;
   }
   bool End() {
@@ -374,7 +481,7 @@ class StreamingHandler final : public nlohmann::json_sax<json> {
     in_entry_ = false;
     ManifestFile file;
     try {
-      file = FileFrom(entry_.root());
+      file = entry_.Finish();
     } catch (const ManifestError& e) {
       error = Error("malformed manifest: " + e.message);
       return false;
@@ -382,7 +489,6 @@ class StreamingHandler final : public nlohmann::json_sax<json> {
       error = Error("manifest lists a negative size for " + e.path);
       return false;
     }
-    entry_.Reset();
     files++;
     bytes += file.size;
     if (!visit_) return true;
@@ -395,7 +501,8 @@ class StreamingHandler final : public nlohmann::json_sax<json> {
   }
 
   const ManifestFileVisitor& visit_;
-  Builder doc_, entry_;
+  Builder doc_;
+  EntryBuilder entry_;
   bool in_list_ = false, in_entry_ = false, list_seen_ = false;
 };
 
@@ -463,6 +570,16 @@ Result<Manifest> ReadManifestFile(Env& env, const std::string& path,
                                   const ManifestFileVisitor& visit) {
   LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));
   return ReadManifest(*file, visit);
+}
+
+Result<Manifest> LoadManifest(Env& env, const std::string& path) {
+  std::vector<ManifestFile> files;
+  LV_ASSIGN_OR_RETURN(Manifest m, ReadManifestFile(env, path, [&files](ManifestFile&& f) {
+                        files.push_back(std::move(f));
+                        return Status::Ok();
+                      }));
+  m.files = std::move(files);
+  return m;
 }
 
 bool IsBackupId(const std::string& id) {

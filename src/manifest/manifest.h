@@ -108,6 +108,8 @@ using ManifestFileVisitor = std::function<Status(ManifestFile&&)>;
 Result<Manifest> ReadManifest(SequentialFile& input, const ManifestFileVisitor& visit);
 Result<Manifest> ReadManifestFile(Env& env, const std::string& path,
                                   const ManifestFileVisitor& visit);
+// The whole manifest in the file at `path`, list included, without holding its text.
+Result<Manifest> LoadManifest(Env& env, const std::string& path);
 
 // backup_YYYYMMDD_HHMMSS or backup_YYYYMMDD_HHMMSS_N
 bool IsBackupId(const std::string& id);

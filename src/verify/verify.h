@@ -33,21 +33,22 @@ struct VerifyReport {
 struct VerifyArchiveOptions {
   // Keep the Delta log members in VerifyReport::log_members (VerifyBackupWithChain replays them).
   bool keep_log_members = true;
-  // The manifest `expected_manifest_json` was written from, when the caller has it (a backup
-  // checking the archive it just wrote): when the archive's manifest is that very text it is not
-  // parsed again, and VerifyReport::manifest stays empty. At thousands of files the parse was
-  // the peak of a backup's memory.
-  const Manifest* source_manifest = nullptr;
+  // Fill VerifyReport::manifest, list included. A backup checking the archive it just wrote needs
+  // none of it: without it, memory stays flat whatever the list's length. (It is filled anyway
+  // when the members were checked against the archive's own manifest, which is then in memory.)
+  bool keep_manifest = true;
 };
 
 // Checks the archive at `archive_path`: every member decoded (each gzip member's CRC-32), every
 // file's SHA-256 and size against the manifest, nothing missing, nothing extra. `expected_sha256`
-// (the sidecar's) and `expected_manifest` (the sidecar's) are compared when given; without
-// `expected_sha256` the whole file is not hashed. The manifest text is a view: at 300,000 files it
-// is 90 MB, and a backup's std::string was copied into a temporary optional to be passed.
+// (the sidecar's) is compared when given; without it the whole file is not hashed.
+// `expected_manifest_path` names a file that should hold the archive's manifest, byte for byte
+// (the sidecar, or the text a backup just wrote): the members are checked against it as they are
+// read, and it is compared with the member. When it differs, or is not given, the members are
+// checked against the archive's own manifest, which is then held in memory.
 VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& archive_path,
                            const std::optional<std::string>& expected_sha256,
-                           std::optional<std::string_view> expected_manifest_json,
+                           const std::optional<std::string>& expected_manifest_path,
                            const VerifyArchiveOptions& options = {});
 
 // Verifies a catalogued backup from its sidecars.

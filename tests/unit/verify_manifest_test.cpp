@@ -2,6 +2,9 @@
 // the backup holds as it is read, and kept only when it differs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "archive/archive.h"
 #include "crypto/sha256.h"
 #include "manifest/manifest.h"
@@ -38,8 +41,10 @@ class VerifyOwnArchiveTest : public ::testing::Test {
   }
 
   VerifyReport Verify(const std::string& expected) {
-    return VerifyArchive(Env::Default(), manifest_.id, path_, std::nullopt, expected,
-                         {.keep_log_members = false, .source_manifest = &manifest_});
+    const std::string expected_path = (tmp_.path() / "expected.json").string();
+    WriteFile(expected_path, expected);
+    return VerifyArchive(Env::Default(), manifest_.id, path_, std::nullopt, expected_path,
+                         {.keep_log_members = false, .keep_manifest = false});
   }
 
   TempDir tmp_;
@@ -71,6 +76,171 @@ TEST_F(VerifyOwnArchiveTest, AnotherManifestTextIsReportedAndTheArchivesOwnIsChe
     ASSERT_EQ(report.manifest->files.size(), 1u);
     EXPECT_EQ(report.manifest->files[0].sha256, manifest_.files[0].sha256);
   }
+}
+
+// An archive of the given members, then the manifest of `listed` as its last member, and that
+// manifest as a file beside it: what `verify` reads with a sidecar.
+class VerifyListTest : public ::testing::Test {
+ protected:
+  struct Member {
+    std::string path;
+    std::string content;
+    std::string link;  // non-empty: a symlink
+  };
+  static constexpr const char* kId = "backup_20260101_000000";
+
+  static ManifestFile Listed(const std::string& path, const std::string& content,
+                             const std::string& link = "") {
+    ManifestFile f;
+    f.path = path;
+    f.size = link.empty() ? static_cast<int64_t>(content.size()) : 0;
+    f.sha256 = link.empty() ? Sha256Hex(content) : "";
+    f.link = link;
+    f.backup = kId;
+    return f;
+  }
+
+  VerifyReport Verify(const std::vector<Member>& members, std::vector<ManifestFile> listed) {
+    Manifest m;
+    m.id = kId;
+    m.archive = m.id + ".tar.gz";
+    m.files = std::move(listed);
+    const std::string json = ManifestToJson(m);
+    const std::string archive = (tmp_.path() / m.archive).string();
+    std::filesystem::remove(archive);
+    auto writer = ArchiveWriter::Create(Env::Default(), archive, Compression::kGzip, 0);
+    EXPECT_TRUE(writer.ok()) << writer.message();
+    for (const auto& member : members) {
+      ArchiveEntry e;
+      e.path = member.path;
+      if (!member.link.empty()) {
+        e.link_target = member.link;
+        EXPECT_TRUE((*writer)->AddSymlink(e).ok());
+      } else {
+        e.size = static_cast<int64_t>(member.content.size());
+        EXPECT_TRUE((*writer)->AddBytes(e, member.content).ok());
+      }
+    }
+    ArchiveEntry e;
+    e.path = kManifestMemberName;
+    e.size = static_cast<int64_t>(json.size());
+    EXPECT_TRUE((*writer)->AddBytes(e, json).ok());
+    EXPECT_TRUE((*writer)->Finish().ok());
+    const std::string sidecar = (tmp_.path() / "sidecar.json").string();
+    WriteFile(sidecar, json);
+    return VerifyArchive(Env::Default(), kId, archive, std::nullopt, sidecar,
+                         {.keep_log_members = false, .keep_manifest = false});
+  }
+
+  static std::string Problems(const VerifyReport& r) {
+    std::string all;
+    for (const auto& p : r.problems) all += p + "\n";
+    return all;
+  }
+
+  TempDir tmp_;
+};
+
+TEST_F(VerifyListTest, MembersInTheListsOrderPassAndEachDamageIsNamedInThatOrder) {
+  std::vector<Member> members;
+  std::vector<ManifestFile> listed;
+  for (int i = 0; i < 1000; ++i) {  // several batches of the list's reader
+    std::string path = "data/lake/t/f" + std::to_string(i);
+    std::string content = "content " + std::to_string(i * 7919);
+    members.push_back({path, content, ""});
+    listed.push_back(Listed(path, content));
+  }
+  VerifyReport clean = Verify(members, listed);
+  EXPECT_TRUE(clean.ok) << Problems(clean);
+  EXPECT_EQ(clean.members, 1001);
+
+  std::vector<Member> damaged = members;
+  damaged[700].content[0] ^= 1;                       // same size, other bytes
+  damaged[300].content += "x";                        // longer
+  damaged[5].content = damaged[5].content.substr(1);  // shorter
+  VerifyReport bad = Verify(damaged, listed);
+  ASSERT_EQ(bad.problems.size(), 3u) << Problems(bad);
+  EXPECT_NE(bad.problems[0].find("data/lake/t/f5: size"), std::string::npos) << Problems(bad);
+  EXPECT_NE(bad.problems[1].find("data/lake/t/f300: size"), std::string::npos) << Problems(bad);
+  EXPECT_NE(bad.problems[2].find("data/lake/t/f700: content does not match"), std::string::npos)
+      << Problems(bad);
+}
+
+TEST_F(VerifyListTest, MembersOutOfTheListsOrderAreCheckedByPath) {
+  std::vector<Member> members;
+  std::vector<ManifestFile> listed;
+  for (int i = 0; i < 400; ++i) {
+    std::string path = "data/lake/t/f" + std::to_string(i);
+    members.push_back({path, "bytes of " + path, ""});
+    listed.push_back(Listed(path, "bytes of " + path));
+  }
+  std::vector<Member> shuffled = members;
+  std::swap(shuffled[10], shuffled[390]);
+  std::reverse(shuffled.begin() + 100, shuffled.begin() + 200);
+  VerifyReport ok = Verify(shuffled, listed);
+  EXPECT_TRUE(ok.ok) << Problems(ok);
+
+  // Out of order and damaged, one missing, one extra.
+  shuffled[150].content[2] ^= 1;
+  const std::string damaged_path = shuffled[150].path;
+  shuffled.erase(shuffled.begin() + 250);
+  shuffled.push_back({"data/lake/t/stray", "not listed", ""});
+  VerifyReport bad = Verify(shuffled, listed);
+  std::string all = Problems(bad);
+  EXPECT_FALSE(bad.ok);
+  EXPECT_NE(all.find(damaged_path + ": content does not match"), std::string::npos) << all;
+  EXPECT_NE(all.find("data/lake/t/f250: listed in the manifest but missing"), std::string::npos)
+      << all;
+  EXPECT_NE(all.find("data/lake/t/stray: in the archive but not in the manifest"),
+            std::string::npos)
+      << all;
+  EXPECT_EQ(bad.problems.size(), 3u) << all;
+}
+
+TEST_F(VerifyListTest, AMissingLastEntryAndAnExtraAfterTheListAreFound) {
+  std::vector<Member> members = {{"a/1", "one", ""}, {"a/2", "two", ""}};
+  std::vector<ManifestFile> listed = {Listed("a/1", "one"), Listed("a/2", "two"),
+                                      Listed("a/3", "three")};
+  VerifyReport missing = Verify(members, listed);
+  ASSERT_EQ(missing.problems.size(), 1u) << Problems(missing);
+  EXPECT_NE(missing.problems[0].find("a/3: listed in the manifest but missing"), std::string::npos);
+  members.push_back({"a/3", "three", ""});
+  members.push_back({"a/4", "four", ""});
+  VerifyReport extra = Verify(members, listed);
+  ASSERT_EQ(extra.problems.size(), 1u) << Problems(extra);
+  EXPECT_NE(extra.problems[0].find("a/4: in the archive but not in the manifest"),
+            std::string::npos);
+}
+
+TEST_F(VerifyListTest, NothingMayLieBelowASymlinkWhereverTheLinkComes) {
+  // The file below the link is read before the link: found by the list's second reading.
+  std::vector<Member> members = {{"cfg/dir/x", "x", ""}, {"cfg/dir", "", "../elsewhere"}};
+  std::vector<ManifestFile> listed = {Listed("cfg/dir/x", "x"),
+                                      Listed("cfg/dir", "", "../elsewhere")};
+  VerifyReport report = Verify(members, listed);
+  EXPECT_NE(Problems(report).find("cfg/dir/x lies below the symlink cfg/dir"), std::string::npos)
+      << Problems(report);
+  std::reverse(members.begin(), members.end());
+  std::reverse(listed.begin(), listed.end());
+  report = Verify(members, listed);
+  EXPECT_NE(Problems(report).find("cfg/dir/x lies below the symlink cfg/dir"), std::string::npos)
+      << Problems(report);
+}
+
+TEST_F(VerifyListTest, ADamagedListIsReportedNotTakenForMissingFiles) {
+  std::vector<Member> members = {{"a/1", "one", ""}};
+  std::vector<ManifestFile> listed = {Listed("a/1", "one")};
+  VerifyReport good = Verify(members, listed);
+  ASSERT_TRUE(good.ok) << Problems(good);
+  // The sidecar cut short: it differs from the member, so the archive's own list is used.
+  const std::string sidecar = (tmp_.path() / "sidecar.json").string();
+  std::string text = ReadFile(sidecar);
+  WriteFile(sidecar, text.substr(0, text.size() / 2));
+  VerifyReport cut =
+      VerifyArchive(Env::Default(), kId, (tmp_.path() / (std::string(kId) + ".tar.gz")).string(),
+                    std::nullopt, sidecar, {.keep_log_members = false, .keep_manifest = false});
+  ASSERT_EQ(cut.problems.size(), 1u) << Problems(cut);
+  EXPECT_NE(cut.problems[0].find("the manifest sidecar differs"), std::string::npos);
 }
 
 }  // namespace
