@@ -233,9 +233,11 @@ Status PageStream::ProduceSnappy(size_t n) {
       produced_ += k;
       continue;
     }
-    // Elements while the bytes at hand hold whole tags: most are a few bytes long.
+    // Elements while the bytes at hand hold whole tags: most are a few bytes long. Fewer than
+    // 64 KiB at hand means the page's input ends there, and a cut tag is damage.
     LV_RETURN_IF_ERROR(in_.Fill(64 * 1024));
     if (in_.available() == 0) return corrupt;
+    const bool input_ends = in_.available() < 64 * 1024;
     const uint8_t* p = in_.data();
     const uint8_t* end = p + in_.available();
     // Output goes straight into a region reserved once, trimmed to what was written after. The
@@ -249,7 +251,8 @@ Status PageStream::ProduceSnappy(size_t n) {
     char* const limit = start + kRoom - 64;  // a copy is at most 64 bytes
     uint64_t left = snappy_total_ - produced_;
     bool restart = false;
-    while (left > 0 && end - p >= 5 && d < limit) {
+    while (left > 0 && p < end && d < limit) {
+      if (end - p < 5 && !input_ends) break;  // the tag may go on past the bytes at hand
       SnappyTag t = ParseTag(p, static_cast<size_t>(end - p));
       if (t.header == 0 || t.length > left) {
         out_.resize(base + static_cast<size_t>(d - start));
@@ -292,27 +295,6 @@ Status PageStream::ProduceSnappy(size_t n) {
     out_.resize(base + static_cast<size_t>(d - start));
     produced_ = snappy_total_ - left;
     in_.Skip(static_cast<size_t>(p - in_.data()));
-    if (end - p < 5 && waiting() < n && produced_ < snappy_total_ && literal_left_ == 0) {
-      // The last few bytes of the input: one tag at a time with what remains.
-      LV_RETURN_IF_ERROR(in_.Fill(5));
-      if (in_.available() == 0) return corrupt;
-      SnappyTag t = ParseTag(in_.data(), in_.available());
-      if (t.header == 0) return corrupt;
-      if (t.length > snappy_total_ - produced_) return corrupt;
-      in_.Skip(t.header);
-      if (t.literal) {
-        literal_left_ = t.length;
-        continue;
-      }
-      if (t.offset == 0 || t.offset > produced_) return corrupt;
-      if (t.offset > out_.size()) {
-        LV_RETURN_IF_ERROR(RestartSnappyKeepingAll());
-        continue;
-      }
-      size_t old = out_.size();
-      for (uint64_t i = 0; i < t.length; ++i) out_.push_back(out_[old - t.offset + i]);
-      produced_ += t.length;
-    }
   }
   return Status::Ok();
 }

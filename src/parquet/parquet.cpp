@@ -30,6 +30,9 @@ using apache::thrift::transport::TMemoryBuffer;
 using Proto = TCompactProtocolT<TMemoryBuffer>;
 
 constexpr size_t kMaxFooter = 256u << 20;
+// A page header is a few dozen bytes plus the page's statistics, which can hold long min/max
+// values: its buffer grows to this before a header that does not parse is called malformed.
+constexpr size_t kMaxPageHeader = 256u << 20;
 
 // A thrift reader over a byte range; `consumed()` says how far a struct went.
 class ThriftReader {
@@ -307,30 +310,22 @@ Result<FileMetadata> ToPublic(const RawMetadata& md) {
   return out;
 }
 
-Result<std::string> ReadTail(const std::string& path, size_t want, uint64_t* file_size) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Error("opening " + path + ": " + std::strerror(errno));
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return Error("stat " + path + ": " + std::strerror(errno));
+// The footer and the 8 bytes after it (its length and "PAR1"), for DecodeFooterBytes. A length
+// that cannot be right leaves only those 8 bytes, for DecodeFooterBytes to refuse.
+Result<std::string> ReadFooterBytes(RandomAccessFile& file) {
+  const std::string& path = file.path();
+  if (file.size() < 12) return Error(path + ": not a Parquet file (too short)");
+  std::string tail(8, '\0');
+  LV_ASSIGN_OR_RETURN(size_t got, file.ReadAt(file.size() - 8, tail.data(), 8));
+  if (got < 8) return Error(path + ": unexpected end of file");
+  uint32_t len;
+  std::memcpy(&len, tail.data(), 4);
+  if (tail.compare(4, 4, "PAR1") == 0 && len <= kMaxFooter && len + 8 <= file.size()) {
+    tail.assign(len + 8, '\0');
+    LV_ASSIGN_OR_RETURN(got, file.ReadAt(file.size() - len - 8, tail.data(), len + 8));
+    if (got < len + 8) return Error(path + ": unexpected end of file");
   }
-  uint64_t size = static_cast<uint64_t>(st.st_size);
-  if (file_size) *file_size = size;
-  size_t n = static_cast<size_t>(std::min<uint64_t>(want, size));
-  std::string out(n, '\0');
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::pread(fd, out.data() + got, n - got, static_cast<off_t>(size - n + got));
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      ::close(fd);
-      return Error("reading " + path + ": " + (r < 0 ? std::strerror(errno) : "short read"));
-    }
-    got += static_cast<size_t>(r);
-  }
-  ::close(fd);
-  return out;
+  return tail;
 }
 
 // ---------------------------------------------------------------- value decoding
@@ -692,7 +687,7 @@ class ColumnReader {
         return h;
       } catch (const std::exception& e) {
         // Cut off by the buffer, or malformed: only a buffer reaching the end of the file tells.
-        if (n == left || want >= kMaxFooter)
+        if (n == left || want >= kMaxPageHeader)
           return Error(std::string("malformed page header: ") + e.what());
       }
     }
@@ -1078,16 +1073,9 @@ Result<FileMetadata> ParseFooter(const std::string& tail) {
   return ToPublic(md);
 }
 
-Result<FileMetadata> ReadFileMetadata(Env&, const std::string& path) {
-  uint64_t size = 0;
-  LV_ASSIGN_OR_RETURN(std::string tail, ReadTail(path, 64 * 1024, &size));
-  if (tail.size() < 12) return Error(path + ": not a Parquet file (too short)");
-  uint32_t len;
-  std::memcpy(&len, tail.data() + tail.size() - 8, 4);
-  if (len + 8 > tail.size()) {
-    if (len + 8 > size || len > kMaxFooter) return Error(path + ": footer length exceeds file");
-    LV_ASSIGN_OR_RETURN(tail, ReadTail(path, len + 8, nullptr));
-  }
+Result<FileMetadata> ReadFileMetadata(Env& env, const std::string& path) {
+  LV_ASSIGN_OR_RETURN(auto file, env.NewRandomAccessFile(path));
+  LV_ASSIGN_OR_RETURN(std::string tail, ReadFooterBytes(*file));
   auto md = DecodeFooterBytes(tail, nullptr);
   if (!md.ok()) return Error(path + ": " + md.message());
   auto out = ToPublic(*md);
@@ -1134,17 +1122,7 @@ Status ForEachRowAsJson(RandomAccessFile& file, const std::vector<std::string>& 
   if (file.size() < 12) return Error(path + ": not a Parquet file");
   LV_ASSIGN_OR_RETURN(size_t got, file.ReadAt(0, magic, 4));
   if (got < 4 || std::memcmp(magic, "PAR1", 4) != 0) return Error(path + ": not a Parquet file");
-  // The footer: its length sits in the 4 bytes before the trailing "PAR1".
-  std::string tail(8, '\0');
-  LV_ASSIGN_OR_RETURN(got, file.ReadAt(file.size() - 8, tail.data(), 8));
-  if (got < 8) return Error(path + ": unexpected end of file");
-  uint32_t len;
-  std::memcpy(&len, tail.data(), 4);
-  if (tail.compare(4, 4, "PAR1") == 0 && len <= kMaxFooter && len + 8 <= file.size()) {
-    tail.assign(len + 8, '\0');
-    LV_ASSIGN_OR_RETURN(got, file.ReadAt(file.size() - len - 8, tail.data(), len + 8));
-    if (got < len + 8) return Error(path + ": unexpected end of file");
-  }
+  LV_ASSIGN_OR_RETURN(std::string tail, ReadFooterBytes(file));
   auto mdr = DecodeFooterBytes(tail, nullptr);
   if (!mdr.ok()) return Error(path + ": " + mdr.message());
   const RawMetadata& md = *mdr;
