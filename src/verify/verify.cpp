@@ -109,70 +109,121 @@ Result<ManifestMember> ReadManifestMember(Env& env, ArchiveReader& reader,
   return member;
 }
 
+// A scratch folder under $TMPDIR (or /tmp), removed with the last reference to it.
+std::shared_ptr<const std::string> NewScratchFolder() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base && *base ? base : "/tmp") + "/lakevault-verify-XXXXXX";
+  if (!::mkdtemp(tmpl.data())) return nullptr;
+  return std::shared_ptr<const std::string>(new std::string(tmpl), [](const std::string* dir) {
+    std::error_code ec;
+    fs::remove_all(*dir, ec);
+    delete dir;
+  });
+}
+
+// A path's 128-bit fingerprint (FNV-1a and std::hash): a table's listed paths are compared with
+// the files its log needs through these, 16 bytes a file instead of a set of the strings (at
+// 300,000 files, 30 MB).
+using PathKey = std::pair<uint64_t, uint64_t>;
+PathKey KeyOf(std::string_view path) {
+  uint64_t fnv = 1469598103934665603ull;
+  for (unsigned char c : path) fnv = (fnv ^ c) * 1099511628211ull;
+  return {fnv, std::hash<std::string_view>{}(path)};
+}
+
 // Resolves each table's Delta log as the backup holds it and compares the version, the row
-// count and the referenced files with the manifest.
-void CheckTablesAgainstContent(const Manifest& manifest,
+// count and the referenced files with the manifest. The list is read from `manifest_path` once,
+// as a stream: each log entry is linked from the scratch copy of the archive holding it into a
+// folder of the table's log, and the table's paths are kept as fingerprints.
+void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::string& manifest_path,
                                const std::vector<const VerifyReport*>& holders,
                                VerifyReport& report) {
-  std::set<std::string> paths(manifest.missing.begin(), manifest.missing.end());
-  for (const auto& f : manifest.files) paths.insert(f.path);
-  for (const auto& table : manifest.tables) {
+  struct TableCheck {
+    const ManifestTable* table;
+    std::string prefix;  // "<table path>/"
+    std::shared_ptr<const std::string> scratch;
+    bool written = true;
+    std::vector<PathKey> paths;
+  };
+  std::vector<TableCheck> checks;
+  for (const auto& table : header.tables) {
     if (table.version < 0) continue;
-    std::string prefix = table.path + "/_delta_log/";
-    char tmpl[] = "/tmp/lakevault-verify-XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      report.Fail(manifest.id + ": cannot create a scratch folder to check table " + table.name);
+    auto scratch = NewScratchFolder();
+    if (!scratch) {
+      report.Fail(header.id + ": cannot create a scratch folder to check table " + table.name);
       return;
     }
-    fs::path scratch(tmpl);
-    bool written = true;
-    for (const auto& f : manifest.files) {
-      if (f.path.rfind(prefix, 0) != 0 || !f.link.empty()) continue;
-      const std::string* content = nullptr;
+    checks.push_back({&table, table.path + "/", std::move(scratch), true, {}});
+  }
+  if (checks.empty()) return;
+  auto take = [&](const std::string& path, const ManifestFile* file) {
+    for (auto& c : checks) {
+      if (path.compare(0, c.prefix.size(), c.prefix) != 0) continue;
+      c.paths.push_back(KeyOf(std::string_view(path).substr(c.prefix.size())));
+      const std::string log_prefix = c.prefix + "_delta_log/";
+      if (!file || !c.written || !file->link.empty() ||
+          path.compare(0, log_prefix.size(), log_prefix) != 0)
+        return;
+      std::string source;
       for (const VerifyReport* h : holders)
-        if (h->id == f.backup) {
-          auto it = h->log_members.find(f.path);
-          if (it != h->log_members.end()) content = &it->second;
-        }
-      if (!content) {
-        written = false;
-        break;
-      }
-      fs::path out = scratch / "t/_delta_log" / f.path.substr(prefix.size());
+        if (h->id == file->backup && h->log_dir) source = *h->log_dir + "/" + path;
       std::error_code ec;
-      fs::create_directories(out.parent_path(), ec);
-      // A scratch copy read once and deleted: no fsync (it cost seconds per table).
-      std::ofstream stream(out, std::ios::binary);
-      stream.write(content->data(), static_cast<std::streamsize>(content->size()));
-      if (!stream) written = false;
-    }
-    if (written) {
-      auto snap = delta::LoadSnapshot(Env::Default(), (scratch / "t").string(), std::nullopt,
-                                      {.keep_actions = false});
-      if (!snap.ok()) {
-        report.Fail(manifest.id + ": table " + table.name +
-                    ": the backed-up log is unreadable: " + snap.message());
-      } else {
-        if (snap->version != table.version)
-          report.Fail(manifest.id + ": table " + table.name +
-                      ": the backed-up log ends at version " + std::to_string(snap->version) +
-                      ", the manifest says " + std::to_string(table.version));
-        auto rows = snap->RowsFromStats();
-        if (rows && table.rows && *rows != *table.rows)
-          report.Fail(manifest.id + ": table " + table.name + ": the backed-up log holds " +
-                      std::to_string(*rows) + " rows, the manifest says " +
-                      std::to_string(*table.rows));
-        for (const auto& rel : snap->RequiredFiles())
-          if (!paths.count(table.path + "/" + rel))
-            report.Fail(manifest.id + ": table " + table.name + ": " + rel +
-                        " (needed by version " + std::to_string(snap->version) +
-                        ") is not in the backup");
+      fs::path out = fs::path(*c.scratch) / "t/_delta_log" / path.substr(log_prefix.size());
+      if (source.empty() || !fs::is_regular_file(source, ec)) {
+        c.written = false;
+        return;
       }
+      fs::create_directories(out.parent_path(), ec);
+      // A link to the copy already made; a copy where the two cannot be linked.
+      fs::create_hard_link(source, out, ec);
+      if (ec) fs::copy_file(source, out, fs::copy_options::overwrite_existing, ec);
+      if (ec) c.written = false;
+      return;
     }
-    std::error_code ec;
-    fs::remove_all(scratch, ec);
+  };
+  for (const auto& m : header.missing) take(m, nullptr);
+  auto read = ReadManifestFile(env, manifest_path, [&](ManifestFile&& f) {
+    take(f.path, &f);
+    return Status::Ok();
+  });
+  if (!read.ok()) {
+    report.Fail(header.id + ": " + read.message());
+    return;
+  }
+  for (auto& c : checks) {
+    const ManifestTable& table = *c.table;
+    if (!c.written) continue;
+    std::sort(c.paths.begin(), c.paths.end());
+    auto snap = delta::LoadSnapshot(Env::Default(), *c.scratch + "/t", std::nullopt,
+                                    {.keep_actions = false});
+    if (!snap.ok()) {
+      report.Fail(header.id + ": table " + table.name +
+                  ": the backed-up log is unreadable: " + snap.message());
+      continue;
+    }
+    if (snap->version != table.version)
+      report.Fail(header.id + ": table " + table.name + ": the backed-up log ends at version " +
+                  std::to_string(snap->version) + ", the manifest says " +
+                  std::to_string(table.version));
+    auto rows = snap->RowsFromStats();
+    if (rows && table.rows && *rows != *table.rows)
+      report.Fail(header.id + ": table " + table.name + ": the backed-up log holds " +
+                  std::to_string(*rows) + " rows, the manifest says " +
+                  std::to_string(*table.rows));
+    // Every file the version needs (as Snapshot::RequiredFiles, without a list of them).
+    auto need = [&](std::string_view rel) {
+      if (!std::binary_search(c.paths.begin(), c.paths.end(), KeyOf(rel)))
+        report.Fail(header.id + ": table " + table.name + ": " + std::string(rel) +
+                    " (needed by version " + std::to_string(snap->version) +
+                    ") is not in the backup");
+    };
+    for (const delta::LiveFile f : snap->light_files) {
+      if (!f.absolute) need(f.path);
+      if (f.dv && !f.dv->file.empty() && f.dv->storage_type == "u") need(f.dv->file);
+    }
   }
 }
+
 // Hashes members on a thread of its own while the caller reads the next bytes: with the hashing
 // on the reading thread, SHA-256 was most of a verification's time there, while the other core
 // had little to do once members are stored (incompressible data) and cheap to inflate. Buffers
@@ -466,7 +517,17 @@ VerifyReport VerifyPass(Env& env, const std::string& id, const std::string& arch
     const bool is_log = options.keep_log_members &&
                         entry.path.find("/_delta_log/") != std::string::npos &&
                         entry.size <= kLogMemberLimit;
-    std::string* log_content = is_log ? &report.log_members[entry.path] : nullptr;
+    std::ofstream log_copy;
+    if (is_log) {
+      if (!report.log_dir) report.log_dir = NewScratchFolder();
+      if (report.log_dir) {
+        std::error_code ec;
+        fs::path out = fs::path(*report.log_dir) / entry.path;
+        fs::create_directories(out.parent_path(), ec);
+        log_copy.open(out, std::ios::binary | std::ios::trunc);
+      }
+      if (!log_copy) report.Fail(id + ": cannot keep a scratch copy of " + entry.path);
+    }
     while (true) {
       auto buffer = hasher.Acquire();
       auto n = (*reader)->Read(buffer.get(), HashPipe::kBufferSize);
@@ -478,10 +539,14 @@ VerifyReport VerifyPass(Env& env, const std::string& id, const std::string& arch
         }
         break;
       }
-      if (log_content) log_content->append(buffer.get(), *n);
+      if (log_copy.is_open()) log_copy.write(buffer.get(), static_cast<std::streamsize>(*n));
       size += static_cast<int64_t>(*n);
       report.bytes += static_cast<int64_t>(*n);
       hasher.Update(std::move(buffer), *n);
+    }
+    if (log_copy.is_open()) {
+      log_copy.close();
+      if (!log_copy) report.Fail(id + ": cannot keep a scratch copy of " + entry.path);
     }
     if (failed) {
       readable = false;
@@ -630,7 +695,7 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
   out.members = again.members;
   out.bytes = again.bytes;
   out.manifest = std::move(again.manifest);
-  out.log_members = std::move(again.log_members);
+  out.log_dir = std::move(again.log_dir);
   out.Fail(id + ": the manifest sidecar differs from the manifest inside the archive");
   for (auto& p : again.problems) out.Fail(std::move(p));
   for (auto& p : report.problems)
@@ -661,7 +726,9 @@ VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& 
   else
     sidecar_problems.Fail(entry.id + ": manifest sidecar is missing or unreadable");
 
-  VerifyReport report = VerifyArchive(env, entry.id, entry.archive_path, sha, manifest_file);
+  // The list is read from the sidecar where it is needed; the report need not hold it.
+  VerifyReport report = VerifyArchive(env, entry.id, entry.archive_path, sha, manifest_file,
+                                      {.keep_log_members = true, .keep_manifest = false});
   for (auto& p : sidecar_problems.problems) report.Fail(p);
   return report;
 }
@@ -685,10 +752,12 @@ VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const Catal
   if (!entry.manifest) return report;
   std::vector<VerifyReport> ancestors;
   auto check_content = [&]() {
-    if (!report.ok || !report.manifest) return;
+    // Only once the archive is known to match its sidecar, which is then read as its list.
+    if (!report.ok) return;
     std::vector<const VerifyReport*> holders = {&report};
     for (const auto& a : ancestors) holders.push_back(&a);
-    CheckTablesAgainstContent(*report.manifest, holders, report);
+    CheckTablesAgainstContent(env, *entry.manifest, ManifestSidecarPath(catalog.dir(), entry.id),
+                              holders, report);
   };
   if (entry.manifest->kind == "full") {
     check_content();

@@ -7,6 +7,7 @@
 
 #include "archive/archive.h"
 #include "crypto/sha256.h"
+#include "manifest/catalog.h"
 #include "manifest/manifest.h"
 #include "support/test_util.h"
 #include "verify/verify.h"
@@ -241,6 +242,93 @@ TEST_F(VerifyListTest, ADamagedListIsReportedNotTakenForMissingFiles) {
                     std::nullopt, sidecar, {.keep_log_members = false, .keep_manifest = false});
   ASSERT_EQ(cut.problems.size(), 1u) << Problems(cut);
   EXPECT_NE(cut.problems[0].find("the manifest sidecar differs"), std::string::npos);
+}
+
+// `lakevault verify` replays each table's log as the backup holds it (from scratch copies of the
+// log members) and compares it with the manifest's table records and list.
+TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
+  TempDir dir;
+  const std::string id = "backup_20260101_000000";
+  const std::string commit =
+      "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n"
+      "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+      "\"schemaString\":\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[]}\","
+      "\"partitionColumns\":[],\"configuration\":{}}}\n"
+      "{\"add\":{\"path\":\"a.parquet\",\"size\":3,\"modificationTime\":1,\"dataChange\":true,"
+      "\"stats\":\"{\\\"numRecords\\\":5}\"}}\n"
+      "{\"add\":{\"path\":\"b.parquet\",\"size\":3,\"modificationTime\":1,\"dataChange\":true,"
+      "\"stats\":\"{\\\"numRecords\\\":7}\"}}\n";
+  const std::string log_path = "data/lake/t/_delta_log/00000000000000000000.json";
+  auto make = [&](int64_t version, int64_t rows, bool list_b) {
+    for (const auto& name : BackupFileNames(dir.str(), id)) std::filesystem::remove(name);
+    Manifest m;
+    m.id = id;
+    m.archive = id + ".tar.gz";
+    m.created = "2026-01-01T00:00:00Z";
+    m.tables.push_back({"t", "data/lake/t", version, rows, 2, 6});
+    std::vector<std::pair<std::string, std::string>> members = {{log_path, commit},
+                                                                {"data/lake/t/a.parquet", "aaa"}};
+    if (list_b) members.push_back({"data/lake/t/b.parquet", "bbb"});
+    for (const auto& [path, content] : members) {
+      ManifestFile f;
+      f.path = path;
+      f.size = static_cast<int64_t>(content.size());
+      f.sha256 = Sha256Hex(content);
+      f.backup = id;
+      m.files.push_back(f);
+    }
+    const std::string json = ManifestToJson(m);
+    const std::string archive = (dir.path() / m.archive).string();
+    auto writer = ArchiveWriter::Create(Env::Default(), archive, Compression::kGzip, 0);
+    ASSERT_TRUE(writer.ok());
+    for (const auto& [path, content] : members) {
+      ArchiveEntry e;
+      e.path = path;
+      e.size = static_cast<int64_t>(content.size());
+      ASSERT_TRUE((*writer)->AddBytes(e, content).ok());
+    }
+    ArchiveEntry e;
+    e.path = kManifestMemberName;
+    e.size = static_cast<int64_t>(json.size());
+    ASSERT_TRUE((*writer)->AddBytes(e, json).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+    WriteFile(ManifestSidecarPath(dir.str(), id), json);
+    WriteFile(Sha256SidecarPath(archive),
+              Sha256SidecarContent(*Sha256OfFile(Env::Default(), archive), m.archive));
+  };
+  auto verify = [&]() {
+    auto catalog = Catalog::Load(dir.str());
+    EXPECT_TRUE(catalog.ok());
+    return VerifyBackupWithChain(Env::Default(), *catalog, catalog->entries().at(0), nullptr);
+  };
+  auto problems = [](const VerifyReport& r) {
+    std::string all;
+    for (const auto& p : r.problems) all += p + "\n";
+    return all;
+  };
+
+  make(0, 12, true);
+  VerifyReport good = verify();
+  EXPECT_TRUE(good.ok) << problems(good);
+
+  make(1, 12, true);
+  VerifyReport version = verify();
+  EXPECT_NE(problems(version).find("the backed-up log ends at version 0, the manifest says 1"),
+            std::string::npos)
+      << problems(version);
+
+  make(0, 11, true);
+  VerifyReport rows = verify();
+  EXPECT_NE(problems(rows).find("the backed-up log holds 12 rows, the manifest says 11"),
+            std::string::npos)
+      << problems(rows);
+
+  make(0, 12, false);
+  VerifyReport missing = verify();
+  EXPECT_NE(problems(missing).find("b.parquet (needed by version 0) is not in the backup"),
+            std::string::npos)
+      << problems(missing);
+  EXPECT_EQ(missing.problems.size(), 1u) << problems(missing);
 }
 
 }  // namespace
