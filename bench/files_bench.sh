@@ -40,7 +40,8 @@ if [ "$(cat "$work/shape" 2>/dev/null)" != "$files/$bytes" ]; then
 fi
 printf 'lake: data/lake\nfiles: []\nlogs: {include: false, path: logs/}\nbackup_path: %s\nlog_file: ""\n' \
   "$work/backups" >"$project/lakevault.yaml"
-rm -rf "$work/backups" "$work/restored"
+case " $steps " in *" backup "*) rm -rf "$work/backups" ;; esac
+rm -rf "$work/restored"
 # Warm cache: the figures are the job's own, not the disk's.
 find "$project" -type f -exec cat {} + >/dev/null
 

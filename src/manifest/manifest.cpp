@@ -1,12 +1,16 @@
 #include "manifest/manifest.h"
 
 #include <array>
+#include <condition_variable>
+#include <deque>
 #include <istream>
 #include <limits>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
 #include <streambuf>
+#include <thread>
 #include <type_traits>
 #include <utility>
 
@@ -580,6 +584,78 @@ Result<Manifest> LoadManifest(Env& env, const std::string& path) {
                       }));
   m.files = std::move(files);
   return m;
+}
+
+// Entries are handed over in batches: a wake-up per entry was most of the cost.
+struct ManifestStream::Shared {
+  static constexpr size_t kBatch = 128;
+  static constexpr size_t kBatchesAhead = 2;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::vector<ManifestFile>> ready;
+  std::optional<Result<Manifest>> result;
+  bool done = false, cancelled = false;
+  std::thread thread;
+};
+
+ManifestStream::ManifestStream(Env& env, std::string path,
+                               std::function<bool(const ManifestFile&)> keep)
+    : shared_(std::make_unique<Shared>()) {
+  Shared* sh = shared_.get();
+  sh->thread = std::thread([sh, &env, path = std::move(path), keep = std::move(keep)] {
+    std::vector<ManifestFile> batch;
+    auto hand_over = [&]() -> Status {
+      std::unique_lock<std::mutex> lock(sh->mu);
+      sh->cv.wait(lock, [sh] { return sh->ready.size() < Shared::kBatchesAhead || sh->cancelled; });
+      if (sh->cancelled) return Error("cancelled");
+      sh->ready.push_back(std::move(batch));
+      batch.clear();
+      sh->cv.notify_all();
+      return Status::Ok();
+    };
+    auto read = ReadManifestFile(env, path, [&](ManifestFile&& f) -> Status {
+      if (!keep(f)) return Status::Ok();
+      batch.push_back(std::move(f));
+      return batch.size() < Shared::kBatch ? Status::Ok() : hand_over();
+    });
+    if (read.ok() && !batch.empty()) {
+      Status last = hand_over();
+      if (!last.ok()) read = last.error();
+    }
+    std::lock_guard<std::mutex> lock(sh->mu);
+    sh->result = std::move(read);
+    sh->done = true;
+    sh->cv.notify_all();
+  });
+}
+
+ManifestStream::~ManifestStream() {
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    shared_->cancelled = true;
+  }
+  shared_->cv.notify_all();
+  shared_->thread.join();
+}
+
+const ManifestFile* ManifestStream::Peek() {
+  if (at_ < current_.size()) return &current_[at_];
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  shared_->cv.wait(lock, [this] { return !shared_->ready.empty() || shared_->done; });
+  if (shared_->ready.empty()) return nullptr;
+  current_ = std::move(shared_->ready.front());
+  shared_->ready.pop_front();
+  at_ = 0;
+  shared_->cv.notify_all();
+  return &current_[at_];
+}
+
+ManifestFile ManifestStream::Pop() { return std::move(current_[at_++]); }
+
+const Result<Manifest>& ManifestStream::result() {
+  std::unique_lock<std::mutex> lock(shared_->mu);
+  shared_->cv.wait(lock, [this] { return shared_->done; });
+  return *shared_->result;
 }
 
 bool IsBackupId(const std::string& id) {

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -114,111 +116,171 @@ Status WriteMember(Env& env, ArchiveReader& reader, const ManifestFile& file,
   return Status::Ok();
 }
 
+// Reads the rest of the archive's current member, comparing it with the file at `path`: true
+// when the two are the same bytes to the end of both.
+Result<bool> MemberMatchesFile(Env& env, ArchiveReader& reader, const std::string& path) {
+  auto file = env.NewSequentialFile(path);
+  if (!file.ok()) return false;
+  std::vector<char> ours(1 << 16), theirs(1 << 16);
+  bool same = true;
+  while (true) {
+    LV_ASSIGN_OR_RETURN(size_t n, reader.Read(ours.data(), ours.size()));
+    if (n == 0) break;
+    size_t done = 0;
+    while (same && done < n) {
+      auto got = (*file)->Read(theirs.data(), n - done);
+      if (!got.ok() || *got == 0 || std::memcmp(ours.data() + done, theirs.data(), *got) != 0)
+        same = false;
+      else
+        done += *got;
+    }
+  }
+  if (!same) return false;
+  char probe;
+  auto more = (*file)->Read(&probe, 1);
+  return more.ok() && *more == 0;
+}
+
+// One archive of the chain: its members written where `next` (the list's entries it holds, in
+// the list's order) wants them. A backup writes its members in its list's order, and an
+// incremental's list keeps the order of what it takes from an ancestor, so the two are merged as
+// they are read. Entries the merge does not meet are handed back in `left` for a lookup by path.
+struct ArchivePass {
+  Env& env;
+  const MaterializeOptions& options;
+  const fs::path& root;
+  std::vector<char>& buffer;
+  Syncer& syncer;
+  MaterializeOutcome& outcome;
+
+  Status Write(const CatalogEntry& link, ArchiveReader& reader, const ArchiveEntry& entry,
+               const ManifestFile& file) {
+    fs::path target = root / file.path;
+    if (!file.link.empty()) {
+      std::error_code ec;
+      fs::create_directories(target.parent_path(), ec);
+      if (entry.type != EntryType::kSymlink || entry.link_target != file.link)
+        return Error(link.id + ": " + file.path + ": archive member differs from the manifest");
+      if (::symlink(file.link.c_str(), target.c_str()) != 0)
+        return ErrnoError("creating symlink " + target.string(), errno);
+    } else {
+      if (entry.type != EntryType::kFile)
+        return Error(link.id + ": " + file.path + ": archive member is not a regular file");
+      Status s = WriteMember(env, reader, file, target, buffer, syncer, &outcome.bytes);
+      if (!s.ok()) return s.error().Context("restoring from " + link.id);
+      if (options.on_progress) options.on_progress(outcome.bytes);
+    }
+    outcome.files++;
+    return Status::Ok();
+  }
+};
+
 }  // namespace
 
 Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
                                              const std::string& id, const std::string& dest,
                                              const MaterializeOptions& options) {
   LV_ASSIGN_OR_RETURN(auto chain, ResolveChain(catalog, id));
-  LV_ASSIGN_OR_RETURN(const Manifest manifest, LoadManifestFiles(catalog, *chain.back()));
-  // Which archive holds which wanted file.
-  std::map<std::string, std::unordered_map<std::string, const ManifestFile*>> wanted;
+  // The list is read from the target's sidecar as a stream, never held: first for the checks
+  // that need nothing written, then once per archive of the chain.
+  const std::string list = ManifestSidecarPath(catalog.dir(), chain.back()->id);
+  std::set<std::string> in_chain;
+  for (const CatalogEntry* link : chain) in_chain.insert(link->id);
+  auto wanted = [&](const ManifestFile& f) { return !options.include || options.include(f.path); };
+  std::map<std::string, size_t> per_archive;
   size_t expected = 0;
   // A file below a symlink would be written wherever the link points: refused up front.
   std::set<std::string> links;
-  for (const auto& file : manifest.files)
-    if (!file.link.empty()) links.insert(file.path);
-  for (const auto& file : manifest.files) {
+  std::optional<Error> refused;
+  auto read_list = [&](const std::function<Status(const ManifestFile&)>& check) -> Status {
+    auto read = ReadManifestFile(env, list, [&](ManifestFile&& f) -> Status {
+      Status s = check(f);
+      if (!s.ok()) refused = s.error();
+      return s;
+    });
+    if (refused) return *refused;
+    if (!read.ok()) return Error("backup " + chain.back()->id + ": " + read.message());
+    return Status::Ok();
+  };
+  LV_RETURN_IF_ERROR(read_list([&](const ManifestFile& file) -> Status {
     if (!IsSafeMemberPath(file.path))
       return Error("backup " + id + ": manifest names an unsafe path '" + file.path + "'");
-    for (fs::path p = fs::path(file.path).parent_path(); !p.empty() && p != p.parent_path();
-         p = p.parent_path())
-      if (links.count(p.generic_string()))
-        return Error("backup " + id + ": " + file.path + " lies below the symlink " +
-                     p.generic_string() + "; refusing to write through it");
-  }
-  for (const auto& file : manifest.files) {
-    if (!IsSafeMemberPath(file.path))
-      return Error("backup " + id + ": manifest names an unsafe path '" + file.path + "'");
-    if (!file.link.empty() && !SymlinkStaysInside(file.path, file.link))
-      return Error("backup " + id + ": symlink " + file.path + " points outside the lake (" +
-                   file.link + ")");
-    if (options.include && !options.include(file.path)) continue;
-    wanted[file.backup][file.path] = &file;
-    ++expected;
-  }
-  for (const auto& [holder, files] : wanted) {
-    bool in_chain = false;
-    for (const CatalogEntry* link : chain) in_chain |= link->id == holder;
-    if (!in_chain)
-      return Error("backup " + id + " says " + files.begin()->first + " is in " + holder +
+    if (!file.link.empty()) {
+      if (!SymlinkStaysInside(file.path, file.link))
+        return Error("backup " + id + ": symlink " + file.path + " points outside the lake (" +
+                     file.link + ")");
+      links.insert(file.path);
+    }
+    if (!wanted(file)) return Status::Ok();
+    if (!in_chain.count(file.backup))
+      return Error("backup " + id + " says " + file.path + " is in " + file.backup +
                    ", which is not in its chain");
-  }
+    per_archive[file.backup]++;
+    expected++;
+    return Status::Ok();
+  }));
+  if (!links.empty())
+    LV_RETURN_IF_ERROR(read_list([&](const ManifestFile& file) -> Status {
+      for (fs::path p = fs::path(file.path).parent_path(); !p.empty() && p != p.parent_path();
+           p = p.parent_path())
+        if (links.count(p.generic_string()))
+          return Error("backup " + id + ": " + file.path + " lies below the symlink " +
+                       p.generic_string() + "; refusing to write through it");
+      return Status::Ok();
+    }));
 
   MaterializeOutcome outcome;
   std::vector<char> buffer(1 << 20);
   Syncer syncer(env);
   const fs::path root(dest);
+  ArchivePass pass{env, options, root, buffer, syncer, outcome};
   for (const CatalogEntry* link : chain) {
-    auto it = wanted.find(link->id);
-    if (it == wanted.end() && !options.verify_archives) continue;
-    std::unordered_map<std::string, const ManifestFile*> none;
-    auto& files = it == wanted.end() ? none : it->second;
+    if (per_archive[link->id] == 0 && !options.verify_archives) continue;
     std::string expected_sha;
-    std::string manifest_sidecar;
     if (options.verify_archives) {
       auto sidecar = ReadWholeFile(env, Sha256SidecarPath(link->archive_path));
       if (!sidecar.ok())
         return Error(link->id + ": checksum sidecar " + link->archive_name + ".sha256 is missing");
       LV_ASSIGN_OR_RETURN(expected_sha, ParseSha256Sidecar(*sidecar, link->archive_name));
-      // The file list above comes from the manifest sidecar, which no checksum covers: it must
-      // equal the manifest sealed inside the archive, or a damaged mode, size or version in it
-      // would be restored as if it were the backup's.
-      auto text = ReadWholeFile(env, ManifestSidecarPath(catalog.dir(), link->id));
-      if (!text.ok()) return Error(link->id + ": manifest sidecar is missing or unreadable");
-      manifest_sidecar = std::move(text).value();
     }
     Sha256 whole;
     LV_ASSIGN_OR_RETURN(
         auto reader,
         ArchiveReader::Open(env, link->archive_path, options.verify_archives ? &whole : nullptr));
+    ManifestStream next(env, list,
+                        [&](const ManifestFile& f) { return f.backup == link->id && wanted(f); });
     bool manifest_matched = false;
-    while (!files.empty() || (options.verify_archives && !manifest_matched)) {
+    while (next.Peek() || (options.verify_archives && !manifest_matched)) {
       ArchiveEntry entry;
       LV_ASSIGN_OR_RETURN(bool more, reader->Next(&entry));
       if (!more) break;
       if (options.verify_archives && entry.path == kManifestMemberName) {
-        LV_ASSIGN_OR_RETURN(std::string sealed, reader->ReadAll(512u << 20));
-        if (sealed != manifest_sidecar)
+        // The file list comes from the manifest sidecar, which no checksum covers: it must equal
+        // the manifest sealed inside the archive, or a damaged mode, size or version in it would
+        // be restored as if it were the backup's.
+        LV_ASSIGN_OR_RETURN(
+            bool same,
+            MemberMatchesFile(env, *reader, ManifestSidecarPath(catalog.dir(), link->id)));
+        if (!same)
           return Error(link->id +
                        ": the manifest sidecar differs from the manifest inside the archive (the "
                        "sidecar is damaged)");
         manifest_matched = true;
         continue;
       }
-      auto found = files.find(entry.path);
-      if (found == files.end()) continue;
-      const ManifestFile& file = *found->second;
-      fs::path target = root / file.path;
-      if (!file.link.empty()) {
-        std::error_code ec;
-        fs::create_directories(target.parent_path(), ec);
-        if (entry.type != EntryType::kSymlink || entry.link_target != file.link)
-          return Error(link->id + ": " + file.path + ": archive member differs from the manifest");
-        if (::symlink(file.link.c_str(), target.c_str()) != 0)
-          return ErrnoError("creating symlink " + target.string(), errno);
-      } else {
-        if (entry.type != EntryType::kFile)
-          return Error(link->id + ": " + file.path + ": archive member is not a regular file");
-        Status s = WriteMember(env, *reader, file, target, buffer, syncer, &outcome.bytes);
-        if (!s.ok()) return s.error().Context("restoring from " + link->id);
-        if (options.on_progress) options.on_progress(outcome.bytes);
-      }
-      outcome.files++;
-      files.erase(found);
+      const ManifestFile* file = next.Peek();
+      if (!file || file->path != entry.path) continue;  // not wanted, or out of the list's order
+      LV_RETURN_IF_ERROR(pass.Write(*link, *reader, entry, next.Pop()));
     }
-    if (!files.empty())
-      return Error(link->id + ": " + files.begin()->first + " is missing from the archive");
+    // What the merge did not meet: looked up by path in a second read (an archive whose members
+    // are not in its list's order; never one lakevault wrote).
+    std::unordered_map<std::string, ManifestFile> left;
+    while (const ManifestFile* f = next.Peek()) {
+      std::string path = f->path;
+      left.emplace(std::move(path), next.Pop());
+    }
+    if (!next.result().ok())
+      return Error("backup " + chain.back()->id + ": " + next.result().message());
     if (options.verify_archives) {
       if (!manifest_matched)
         return Error(link->id + ": the archive holds no manifest (" +
@@ -228,6 +290,20 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
         return Error(link->id +
                      ": archive checksum does not match its .sha256 sidecar (the file "
                      "is damaged)");
+    }
+    if (!left.empty()) {
+      LV_ASSIGN_OR_RETURN(auto again, ArchiveReader::Open(env, link->archive_path));
+      while (!left.empty()) {
+        ArchiveEntry entry;
+        LV_ASSIGN_OR_RETURN(bool more, again->Next(&entry));
+        if (!more) break;
+        auto found = left.find(entry.path);
+        if (found == left.end()) continue;
+        LV_RETURN_IF_ERROR(pass.Write(*link, *again, entry, found->second));
+        left.erase(found);
+      }
+      if (!left.empty())
+        return Error(link->id + ": " + left.begin()->first + " is missing from the archive");
     }
   }
   LV_RETURN_IF_ERROR(syncer.Finish());

@@ -325,7 +325,10 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
   LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(backup_dir));
   if (catalog.entries().empty()) return Error("no backups in " + backup_dir);
   LV_ASSIGN_OR_RETURN(const CatalogEntry* entry, SelectBackup(catalog, request.backup, request.at));
-  LV_ASSIGN_OR_RETURN(const Manifest manifest, LoadManifestFiles(catalog, *entry));
+  if (!entry->manifest) return Error("backup " + entry->id + ": " + entry->manifest_error);
+  // The header only: the list is read as a stream where it is needed (at 300,000 files it is
+  // 100 MB as records).
+  const Manifest& manifest = *entry->manifest;
   out.id = entry->id;
   out.created = manifest.created;
   if (request.version && request.tables.size() != 1)
@@ -346,21 +349,37 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
   }
   if (request.tables.empty())
     for (const auto& t : manifest.tables) tables.push_back(&t);
-  std::vector<std::string> config_paths;
-  if (request.with_config || !into_lake) {
-    std::set<std::string> table_paths;
-    for (const auto& f : manifest.files) {
-      bool in_table = false;
-      for (const auto& t : manifest.tables)
-        in_table = in_table || f.path.rfind(t.path + "/", 0) == 0;
-      if (!in_table && (request.with_config || request.tables.empty()))
-        config_paths.push_back(f.path);
-    }
-  }
-  for (const auto* t : tables) out.tables.push_back(t->name);
-  out.config_files = config_paths;
   std::set<std::string> prefixes;
   for (const auto* t : tables) prefixes.insert(t->path + "/");
+  // Config files are the listed files outside every table: restored on request, and always
+  // into a new folder of the whole backup.
+  const bool take_config =
+      (request.with_config || !into_lake) && (request.with_config || request.tables.empty());
+  std::vector<std::string> config_paths;
+  auto under = [](const std::string& path, const std::string& prefix) {
+    return path.compare(0, prefix.size(), prefix) == 0;
+  };
+  auto counted = ReadManifestFile(env, ManifestSidecarPath(catalog.dir(), entry->id),
+                                  [&](ManifestFile&& f) -> Status {
+                                    bool in_table = false;
+                                    for (const auto& t : manifest.tables)
+                                      in_table = in_table || under(f.path, t.path + "/");
+                                    bool included = false;
+                                    for (const auto& p : prefixes)
+                                      included = included || under(f.path, p);
+                                    if (!in_table && take_config) {
+                                      config_paths.push_back(f.path);
+                                      included = true;
+                                    }
+                                    if (included) {
+                                      out.files++;
+                                      out.bytes += f.size;
+                                    }
+                                    return Status::Ok();
+                                  });
+  if (!counted.ok()) return Error("backup " + entry->id + ": " + counted.message());
+  for (const auto* t : tables) out.tables.push_back(t->name);
+  out.config_files = config_paths;
   std::set<std::string> singles(config_paths.begin(), config_paths.end());
   auto include = [&](const std::string& path) {
     if (singles.count(path)) return true;
@@ -368,11 +387,6 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
       if (path.rfind(p, 0) == 0) return true;
     return false;
   };
-  for (const auto& f : manifest.files)
-    if (include(f.path)) {
-      out.files++;
-      out.bytes += f.size;
-    }
   if (!manifest.complete())
     spdlog::warn("backup {} is incomplete: {} referenced files were missing when it was taken",
                  entry->id, manifest.missing.size());

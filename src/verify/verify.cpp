@@ -350,81 +350,6 @@ class HashPipe {
   std::thread thread_;
 };
 
-// The entries of a manifest file whose bytes archive `id` holds, in document order, read on a
-// thread of their own a few hundred ahead of the caller: the archive is checked against its list
-// as both are read, whatever the list's length. Entries are handed over in batches: a wake-up
-// per entry was most of the cost.
-class ManifestCursor {
- public:
-  ManifestCursor(Env& env, std::string path, std::string id) : id_(std::move(id)) {
-    thread_ = std::thread([this, &env, path = std::move(path)] {
-      std::vector<ManifestFile> batch;
-      auto hand_over = [&]() -> Status {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return ready_.size() < kBatchesAhead || cancelled_; });
-        if (cancelled_) return Error("cancelled");
-        ready_.push_back(std::move(batch));
-        batch.clear();
-        cv_.notify_all();
-        return Status::Ok();
-      };
-      auto read = ReadManifestFile(env, path, [&](ManifestFile&& f) -> Status {
-        if (f.backup != id_) return Status::Ok();
-        batch.push_back(std::move(f));
-        return batch.size() < kBatch ? Status::Ok() : hand_over();
-      });
-      if (read.ok() && !batch.empty()) {
-        Status last = hand_over();
-        if (!last.ok()) read = last.error();
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      result_ = std::move(read);
-      done_ = true;
-      cv_.notify_all();
-    });
-  }
-  ~ManifestCursor() {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      cancelled_ = true;
-    }
-    cv_.notify_all();
-    thread_.join();
-  }
-  // The next entry, or nullptr at the end of the list (or where it could not be read further).
-  const ManifestFile* Peek() {
-    if (at_ < current_.size()) return &current_[at_];
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return !ready_.empty() || done_; });
-    if (ready_.empty()) return nullptr;
-    current_ = std::move(ready_.front());
-    ready_.pop_front();
-    at_ = 0;
-    cv_.notify_all();
-    return &current_[at_];
-  }
-  ManifestFile Pop() { return std::move(current_[at_++]); }
-  // Once Peek gave nullptr: the header, or why the file could not be read.
-  const Result<Manifest>& result() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [this] { return done_; });
-    return *result_;
-  }
-
- private:
-  static constexpr size_t kBatch = 128;
-  static constexpr size_t kBatchesAhead = 2;
-  const std::string id_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::vector<ManifestFile>> ready_;
-  std::vector<ManifestFile> current_;  // the caller's, unlocked
-  size_t at_ = 0;
-  std::optional<Result<Manifest>> result_;
-  bool done_ = false, cancelled_ = false;
-  std::thread thread_;
-};
-
 // One read of the archive. With `expected_manifest_path`, members are checked against that list
 // as they are read, in order: lakevault writes them in the list's order, so memory stays flat.
 // Members out of that order (or all of them, without a list) are kept by path and checked at the
@@ -441,8 +366,10 @@ VerifyReport VerifyPass(Env& env, const std::string& id, const std::string& arch
     report.Fail(id + ": " + reader.message());
     return report;
   }
-  std::optional<ManifestCursor> cursor;
-  if (expected_manifest_path) cursor.emplace(env, *expected_manifest_path, id);
+  std::optional<ManifestStream> cursor;
+  if (expected_manifest_path)
+    cursor.emplace(env, *expected_manifest_path,
+                   [&id](const ManifestFile& f) { return f.backup == id; });
   struct Unordered {
     int64_t size;
     size_t digest;  // index into the HashPipe's digests, kNone for a link

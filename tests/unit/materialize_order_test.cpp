@@ -1,0 +1,135 @@
+// Materialising merges an archive's members with the backup's list as both are read; members
+// out of the list's order are found by a second read, and nothing listed is left out.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <filesystem>
+
+#include "archive/archive.h"
+#include "crypto/sha256.h"
+#include "manifest/catalog.h"
+#include "manifest/manifest.h"
+#include "materialize/materialize.h"
+#include "support/test_util.h"
+
+namespace lakevault::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kId = "backup_20260101_000000";
+
+struct Member {
+  std::string path;
+  std::string content;
+};
+
+// A catalogued full backup in `dir`: `members` in the archive in that order, `listed` in the
+// manifest (and its sidecar) in that order.
+void MakeBackup(const fs::path& dir, const std::vector<Member>& members,
+                const std::vector<Member>& listed) {
+  for (const auto& name : BackupFileNames(dir.string(), kId)) fs::remove(name);
+  Manifest m;
+  m.id = kId;
+  m.archive = std::string(kId) + ".tar.gz";
+  m.created = "2026-01-01T00:00:00Z";
+  for (const auto& l : listed) {
+    ManifestFile f;
+    f.path = l.path;
+    f.size = static_cast<int64_t>(l.content.size());
+    f.sha256 = Sha256Hex(l.content);
+    f.backup = kId;
+    f.mtime = 1767225600;
+    m.files.push_back(f);
+  }
+  const std::string json = ManifestToJson(m);
+  const std::string archive = (dir / m.archive).string();
+  auto writer = ArchiveWriter::Create(Env::Default(), archive, Compression::kGzip, 0);
+  ASSERT_TRUE(writer.ok()) << writer.message();
+  for (const auto& member : members) {
+    ArchiveEntry e;
+    e.path = member.path;
+    e.size = static_cast<int64_t>(member.content.size());
+    ASSERT_TRUE((*writer)->AddBytes(e, member.content).ok());
+  }
+  ArchiveEntry e;
+  e.path = kManifestMemberName;
+  e.size = static_cast<int64_t>(json.size());
+  ASSERT_TRUE((*writer)->AddBytes(e, json).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  WriteFile(ManifestSidecarPath(dir.string(), kId), json);
+  WriteFile(Sha256SidecarPath(archive),
+            Sha256SidecarContent(*Sha256OfFile(Env::Default(), archive), m.archive));
+}
+
+Result<MaterializeOutcome> Materialize(const fs::path& dir, const fs::path& dest,
+                                       MaterializeOptions options = {}) {
+  auto catalog = Catalog::Load(dir.string());
+  if (!catalog.ok()) return catalog.error();
+  options.verify_archives = true;
+  return MaterializeBackup(Env::Default(), *catalog, kId, dest.string(), options);
+}
+
+std::vector<Member> Files(int n) {
+  std::vector<Member> files;
+  for (int i = 0; i < n; ++i)
+    files.push_back({"data/lake/t/f" + std::to_string(i), "bytes " + std::to_string(i * 31)});
+  return files;
+}
+
+TEST(MaterializeOrder, MembersInAndOutOfTheListsOrderAreAllWritten) {
+  TempDir backups;
+  std::vector<Member> listed = Files(600);  // several batches of the list's reader
+  std::vector<Member> shuffled = listed;
+  std::swap(shuffled[3], shuffled[500]);
+  std::reverse(shuffled.begin() + 100, shuffled.begin() + 300);
+  for (const auto& order : {listed, shuffled}) {
+    MakeBackup(backups.path(), order, listed);
+    TempDir out;
+    auto m = Materialize(backups.path(), out.path());
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_EQ(m->files, 600);
+    for (const auto& f : listed) EXPECT_EQ(ReadFile(out.path() / f.path), f.content) << f.path;
+  }
+}
+
+TEST(MaterializeOrder, OnlyTheIncludedFilesAreWrittenAndAMissingOneIsAnError) {
+  TempDir backups;
+  std::vector<Member> listed = Files(50);
+  listed.push_back({"config/production.yaml", "mode: live\n"});
+  MakeBackup(backups.path(), listed, listed);
+  TempDir out;
+  MaterializeOptions only_config;
+  only_config.include = [](const std::string& p) { return p.rfind("config/", 0) == 0; };
+  auto m = Materialize(backups.path(), out.path(), only_config);
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(m->files, 1);
+  EXPECT_TRUE(fs::exists(out.path() / "config/production.yaml"));
+  EXPECT_FALSE(fs::exists(out.path() / "data"));
+
+  std::vector<Member> members = listed;
+  members.erase(members.begin() + 20);
+  MakeBackup(backups.path(), members, listed);
+  TempDir out2;
+  auto missing = Materialize(backups.path(), out2.path());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("data/lake/t/f20 is missing from the archive"),
+            std::string::npos)
+      << missing.message();
+}
+
+TEST(MaterializeOrder, ADamagedMemberOutOfOrderIsRefused) {
+  TempDir backups;
+  std::vector<Member> listed = Files(20);
+  std::vector<Member> members = listed;
+  std::swap(members[2], members[15]);
+  members[2].content[0] ^= 1;  // f15, met out of order
+  MakeBackup(backups.path(), members, listed);
+  TempDir out;
+  auto m = Materialize(backups.path(), out.path());
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.message().find("f15: content does not match"), std::string::npos) << m.message();
+}
+
+}  // namespace
+}  // namespace lakevault::testing
