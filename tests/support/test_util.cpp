@@ -15,7 +15,9 @@
 #include <stdexcept>
 #include <thread>
 
+#include "archive/archive.h"
 #include "crypto/sha256.h"
+#include "manifest/catalog.h"
 
 extern char** environ;
 namespace fs = std::filesystem;
@@ -240,6 +242,29 @@ void DeltaWriter::Commit(const std::vector<std::string>& actions) {
   WriteFile(tmp, text);
   std::filesystem::rename(tmp, dir_ / "_delta_log" / CommitName(version_));
   ++version_;
+}
+
+void WriteBackupForTest(const std::filesystem::path& dir, const Manifest& manifest,
+                        const std::vector<std::pair<std::string, std::string>>& members) {
+  for (const auto& name : BackupFileNames(dir.string(), manifest.id)) std::filesystem::remove(name);
+  const std::string json = ManifestToJson(manifest);
+  const std::string archive = (dir / manifest.archive).string();
+  auto writer = ArchiveWriter::Create(Env::Default(), archive, Compression::kGzip, 0);
+  if (!writer.ok()) throw std::runtime_error(writer.message());
+  auto add = [&](const std::string& path, const std::string& content) {
+    ArchiveEntry e;
+    e.path = path;
+    e.size = static_cast<int64_t>(content.size());
+    Status s = (*writer)->AddBytes(e, content);
+    if (!s.ok()) throw std::runtime_error(s.message());
+  };
+  for (const auto& [path, content] : members) add(path, content);
+  add(kManifestMemberName, json);
+  Status finished = (*writer)->Finish();
+  if (!finished.ok()) throw std::runtime_error(finished.message());
+  WriteFile(ManifestSidecarPath(dir.string(), manifest.id), json);
+  WriteFile(Sha256SidecarPath(archive),
+            Sha256SidecarContent(*Sha256OfFile(Env::Default(), archive), manifest.archive));
 }
 
 }  // namespace lakevault::testing

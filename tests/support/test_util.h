@@ -6,7 +6,10 @@
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "manifest/manifest.h"
 
 namespace lakevault::testing {
 
@@ -49,6 +52,13 @@ std::string ReadFile(const std::filesystem::path& path);
 void WriteFile(const std::filesystem::path& path, const std::string& content);
 // Non-empty lines of `text`.
 std::vector<std::string> Lines(const std::string& text);
+
+// A backup in `dir` as lakevault lays one out, from given parts: the archive
+// `manifest.archive` holding `members` (path, content: regular files, in that order) and then
+// `manifest` as its last member, its manifest sidecar and its .sha256 sidecar. Lets a test give
+// verify or restore an archive lakevault would not write (out of order, damaged, mislabelled).
+void WriteBackupForTest(const std::filesystem::path& dir, const Manifest& manifest,
+                        const std::vector<std::pair<std::string, std::string>>& members);
 
 // LAKEVAULT_CAMPAIGN_SCALE (at least 1): campaigns multiply their trial counts by it.
 int CampaignScale();

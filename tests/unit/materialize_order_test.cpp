@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <filesystem>
 
-#include "archive/archive.h"
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
 #include "manifest/manifest.h"
@@ -28,7 +27,6 @@ struct Member {
 // manifest (and its sidecar) in that order.
 void MakeBackup(const fs::path& dir, const std::vector<Member>& members,
                 const std::vector<Member>& listed) {
-  for (const auto& name : BackupFileNames(dir.string(), kId)) fs::remove(name);
   Manifest m;
   m.id = kId;
   m.archive = std::string(kId) + ".tar.gz";
@@ -42,24 +40,9 @@ void MakeBackup(const fs::path& dir, const std::vector<Member>& members,
     f.mtime = 1767225600;
     m.files.push_back(f);
   }
-  const std::string json = ManifestToJson(m);
-  const std::string archive = (dir / m.archive).string();
-  auto writer = ArchiveWriter::Create(Env::Default(), archive, Compression::kGzip, 0);
-  ASSERT_TRUE(writer.ok()) << writer.message();
-  for (const auto& member : members) {
-    ArchiveEntry e;
-    e.path = member.path;
-    e.size = static_cast<int64_t>(member.content.size());
-    ASSERT_TRUE((*writer)->AddBytes(e, member.content).ok());
-  }
-  ArchiveEntry e;
-  e.path = kManifestMemberName;
-  e.size = static_cast<int64_t>(json.size());
-  ASSERT_TRUE((*writer)->AddBytes(e, json).ok());
-  ASSERT_TRUE((*writer)->Finish().ok());
-  WriteFile(ManifestSidecarPath(dir.string(), kId), json);
-  WriteFile(Sha256SidecarPath(archive),
-            Sha256SidecarContent(*Sha256OfFile(Env::Default(), archive), m.archive));
+  std::vector<std::pair<std::string, std::string>> parts;
+  for (const auto& member : members) parts.push_back({member.path, member.content});
+  WriteBackupForTest(dir, m, parts);
 }
 
 Result<MaterializeOutcome> Materialize(const fs::path& dir, const fs::path& dest,

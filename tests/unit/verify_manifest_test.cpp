@@ -260,7 +260,6 @@ TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
       "\"stats\":\"{\\\"numRecords\\\":7}\"}}\n";
   const std::string log_path = "data/lake/t/_delta_log/00000000000000000000.json";
   auto make = [&](int64_t version, int64_t rows, bool list_b) {
-    for (const auto& name : BackupFileNames(dir.str(), id)) std::filesystem::remove(name);
     Manifest m;
     m.id = id;
     m.archive = id + ".tar.gz";
@@ -277,24 +276,7 @@ TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
       f.backup = id;
       m.files.push_back(f);
     }
-    const std::string json = ManifestToJson(m);
-    const std::string archive = (dir.path() / m.archive).string();
-    auto writer = ArchiveWriter::Create(Env::Default(), archive, Compression::kGzip, 0);
-    ASSERT_TRUE(writer.ok());
-    for (const auto& [path, content] : members) {
-      ArchiveEntry e;
-      e.path = path;
-      e.size = static_cast<int64_t>(content.size());
-      ASSERT_TRUE((*writer)->AddBytes(e, content).ok());
-    }
-    ArchiveEntry e;
-    e.path = kManifestMemberName;
-    e.size = static_cast<int64_t>(json.size());
-    ASSERT_TRUE((*writer)->AddBytes(e, json).ok());
-    ASSERT_TRUE((*writer)->Finish().ok());
-    WriteFile(ManifestSidecarPath(dir.str(), id), json);
-    WriteFile(Sha256SidecarPath(archive),
-              Sha256SidecarContent(*Sha256OfFile(Env::Default(), archive), m.archive));
+    WriteBackupForTest(dir.path(), m, members);
   };
   auto verify = [&]() {
     auto catalog = Catalog::Load(dir.str());
