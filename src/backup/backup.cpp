@@ -18,6 +18,7 @@
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
 #include "manifest/chain.h"
+#include "manifest/list_index.h"
 #include "verify/verify.h"
 
 namespace fs = std::filesystem;
@@ -157,12 +158,11 @@ bool IsRewrittenInPlace(const PlannedFile& file) {
 
 constexpr int64_t kContentCompareLimit = 64 << 20;
 
-std::optional<ManifestFile> ReusableRecord(
-    Env& env, const BackupPlan& plan, const PlannedFile& file,
-    const std::map<std::string, const ManifestFile*>& parent) {
-  auto it = parent.find(file.relative_path);
-  if (it == parent.end()) return std::nullopt;
-  const ManifestFile& old = *it->second;
+std::optional<ManifestFile> ReusableRecord(Env& env, const BackupPlan& plan,
+                                           const PlannedFile& file, const ManifestIndex& parent) {
+  std::optional<ManifestFile> listed = parent.Find(file.relative_path);
+  if (!listed) return std::nullopt;
+  const ManifestFile& old = *listed;
   if (!file.link_target.empty() || !old.link.empty()) {
     if (file.link_target == old.link) return old;
     return std::nullopt;
@@ -325,11 +325,14 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
   const TimePoint now = options.now.value_or(Clock::now());
   LV_ASSIGN_OR_RETURN(KindDecision decision, DecideKind(config, options, catalog, now));
-  std::map<std::string, const ManifestFile*> parent_files;
-  Manifest parent;
+  // The parent's list as a compact index (72 bytes a file): at 300,000 files the list itself
+  // and a map over it were 130 MB.
+  ManifestIndex parent_files;
   if (decision.parent) {
-    LV_ASSIGN_OR_RETURN(parent, LoadManifestFiles(catalog, *decision.parent));
-    for (const auto& f : parent.files) parent_files[f.path] = &f;
+    auto index = ManifestIndex::Load(env, ManifestSidecarPath(dir, decision.parent->id),
+                                     static_cast<size_t>(decision.parent->manifest->listed_files));
+    if (!index.ok()) return Error("backup " + decision.parent->id + ": " + index.message());
+    parent_files = std::move(index).value();
   }
   outcome.kind_reason = decision.reason;
 
@@ -338,8 +341,8 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   {
     int64_t estimate = 0;
     auto count = [&](const PlannedFile& f) {
-      auto it = parent_files.find(f.relative_path);
-      if (it == parent_files.end() || it->second->size != f.size || it->second->mtime != f.mtime)
+      auto listed = parent_files.Find(f.relative_path);
+      if (!listed || listed->size != f.size || listed->mtime != f.mtime)
         estimate += f.inline_content ? static_cast<int64_t>(f.inline_content->size()) : f.size;
     };
     for (const auto& t : plan.tables)

@@ -8,6 +8,8 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
+#include "manifest/list_index.h"
+
 namespace lakevault {
 namespace {
 
@@ -338,6 +340,37 @@ TEST_F(StreamedManifest, RefusesDamageWithAMessageNamingIt) {
   EXPECT_FALSE(trailing.ok());
   auto missing = ReadManifestFile(Env::Default(), (dir_ / "none.json").string(), nullptr);
   EXPECT_FALSE(missing.ok());
+}
+
+TEST_F(StreamedManifest, TheCompactIndexGivesBackEveryEntryAsListed) {
+  Manifest m = Sample(400);
+  m.files[7].sha256 = std::string(64, 'A');  // not as lakevault writes digests: kept whole
+  m.files[8].sha256 = "short";
+  ManifestFile again = m.files[9];  // a path listed twice: the later entry counts
+  again.size = 999;
+  again.sha256 = std::string(64, 'f');
+  m.files.push_back(again);
+  auto index = ManifestIndex::Load(Env::Default(), Write(ManifestToJson(m)));
+  ASSERT_TRUE(index.ok()) << index.message();
+  for (size_t i = 0; i < m.files.size(); ++i) {
+    if (i == 9) continue;
+    const ManifestFile& f = m.files[i];
+    auto found = index->Find(f.path);
+    ASSERT_TRUE(found) << f.path;
+    EXPECT_EQ(found->path, f.path);
+    EXPECT_EQ(found->size, f.size) << f.path;
+    EXPECT_EQ(found->sha256, f.sha256) << f.path;
+    EXPECT_EQ(found->backup, f.backup) << f.path;
+    EXPECT_EQ(found->mtime, f.mtime) << f.path;
+    EXPECT_EQ(found->mode, f.mode) << f.path;
+    EXPECT_EQ(found->link, f.link) << f.path;
+  }
+  EXPECT_EQ(index->Find(m.files[9].path)->size, 999);
+  EXPECT_FALSE(index->Find("data/lake/trades/not-listed.parquet"));
+  EXPECT_FALSE(index->Find(""));
+  EXPECT_NE(PathFingerprint("a/b"), PathFingerprint("a/c"));
+  auto broken = ManifestIndex::Load(Env::Default(), Write("{"));
+  EXPECT_FALSE(broken.ok());
 }
 
 }  // namespace

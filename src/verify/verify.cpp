@@ -21,6 +21,7 @@
 #include "crypto/sha256.h"
 #include "delta/delta.h"
 #include "manifest/chain.h"
+#include "manifest/list_index.h"
 
 namespace fs = std::filesystem;
 
@@ -121,16 +122,6 @@ std::shared_ptr<const std::string> NewScratchFolder() {
   });
 }
 
-// A path's 128-bit fingerprint (FNV-1a and std::hash): a table's listed paths are compared with
-// the files its log needs through these, 16 bytes a file instead of a set of the strings (at
-// 300,000 files, 30 MB).
-using PathKey = std::pair<uint64_t, uint64_t>;
-PathKey KeyOf(std::string_view path) {
-  uint64_t fnv = 1469598103934665603ull;
-  for (unsigned char c : path) fnv = (fnv ^ c) * 1099511628211ull;
-  return {fnv, std::hash<std::string_view>{}(path)};
-}
-
 // Resolves each table's Delta log as the backup holds it and compares the version, the row
 // count and the referenced files with the manifest. The list is read from `manifest_path` once,
 // as a stream: each log entry is linked from the scratch copy of the archive holding it into a
@@ -159,7 +150,7 @@ void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::stri
   auto take = [&](const std::string& path, const ManifestFile* file) {
     for (auto& c : checks) {
       if (path.compare(0, c.prefix.size(), c.prefix) != 0) continue;
-      c.paths.push_back(KeyOf(std::string_view(path).substr(c.prefix.size())));
+      c.paths.push_back(PathFingerprint(std::string_view(path).substr(c.prefix.size())));
       const std::string log_prefix = c.prefix + "_delta_log/";
       if (!file || !c.written || !file->link.empty() ||
           path.compare(0, log_prefix.size(), log_prefix) != 0)
@@ -212,7 +203,7 @@ void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::stri
                   std::to_string(*table.rows));
     // Every file the version needs (as Snapshot::RequiredFiles, without a list of them).
     auto need = [&](std::string_view rel) {
-      if (!std::binary_search(c.paths.begin(), c.paths.end(), KeyOf(rel)))
+      if (!std::binary_search(c.paths.begin(), c.paths.end(), PathFingerprint(rel)))
         report.Fail(header.id + ": table " + table.name + ": " + std::string(rel) +
                     " (needed by version " + std::to_string(snap->version) +
                     ") is not in the backup");

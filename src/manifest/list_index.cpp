@@ -1,0 +1,88 @@
+#include "manifest/list_index.h"
+
+#include <algorithm>
+#include <functional>
+
+namespace lakevault {
+
+PathKey PathFingerprint(std::string_view path) {
+  uint64_t fnv = 1469598103934665603ull;
+  for (unsigned char c : path) fnv = (fnv ^ c) * 1099511628211ull;
+  return {fnv, std::hash<std::string_view>{}(path)};
+}
+
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+// Lowercase hex of 64 digits into 32 bytes, as lakevault writes digests; false otherwise.
+bool DigestBytes(const std::string& hex, uint8_t out[32]) {
+  if (hex.size() != 64) return false;
+  for (size_t i = 0; i < 32; ++i) {
+    int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+}  // namespace
+
+Result<ManifestIndex> ManifestIndex::Load(Env& env, const std::string& path,
+                                          size_t expected_files) {
+  ManifestIndex index;
+  index.records_.reserve(expected_files);
+  std::unordered_map<std::string, uint32_t> backup_ids;
+  LV_ASSIGN_OR_RETURN(Manifest header, ReadManifestFile(env, path, [&](ManifestFile&& f) {
+                        Record r;
+                        if (!f.link.empty() || !DigestBytes(f.sha256, r.sha256)) {
+                          std::string key = f.path;
+                          index.irregular_[key] = std::move(f);
+                          return Status::Ok();
+                        }
+                        auto [it, added] = backup_ids.emplace(
+                            f.backup, static_cast<uint32_t>(index.backups_.size()));
+                        if (added) index.backups_.push_back(f.backup);
+                        r.key = PathFingerprint(f.path);
+                        r.size = f.size;
+                        r.mtime = f.mtime;
+                        r.mode = f.mode;
+                        r.backup = it->second;
+                        index.records_.push_back(r);
+                        return Status::Ok();
+                      }));
+  (void)header;
+  // Stable: of a path listed twice, the later entry is the one found, as a map filled in list
+  // order would keep.
+  std::stable_sort(index.records_.begin(), index.records_.end(),
+                   [](const Record& a, const Record& b) { return a.key < b.key; });
+  return index;
+}
+
+std::optional<ManifestFile> ManifestIndex::Find(const std::string& path) const {
+  auto odd = irregular_.find(path);
+  if (odd != irregular_.end()) return odd->second;
+  const PathKey key = PathFingerprint(path);
+  auto it = std::upper_bound(records_.begin(), records_.end(), key,
+                             [](const PathKey& k, const Record& r) { return k < r.key; });
+  if (it == records_.begin() || (--it)->key != key) return std::nullopt;
+  static const char kHex[] = "0123456789abcdef";
+  ManifestFile f;
+  f.path = path;
+  f.size = it->size;
+  f.mtime = it->mtime;
+  f.mode = it->mode;
+  f.backup = backups_[it->backup];
+  f.sha256.resize(64);
+  for (size_t i = 0; i < 32; ++i) {
+    f.sha256[2 * i] = kHex[it->sha256[i] >> 4];
+    f.sha256[2 * i + 1] = kHex[it->sha256[i] & 15];
+  }
+  return f;
+}
+
+}  // namespace lakevault

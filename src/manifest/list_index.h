@@ -1,0 +1,51 @@
+// A manifest's file list as a compact index by path, for the lookups a backup makes in its
+// parent's list (an incremental: is this file already held?) without holding the list itself.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/env.h"
+#include "core/result.h"
+#include "manifest/manifest.h"
+
+namespace lakevault {
+
+// A path's 128-bit fingerprint (FNV-1a and std::hash, two independent 64-bit hashes): lists of
+// hundreds of thousands of paths are compared through these, 16 bytes a path instead of the path.
+using PathKey = std::pair<uint64_t, uint64_t>;
+PathKey PathFingerprint(std::string_view path);
+
+class ManifestIndex {
+ public:
+  // Reads the list of the manifest at `path` as a stream. A record takes 72 bytes: its path's
+  // fingerprint, size, mtime, mode, binary digest and which backup holds it. Entries of another
+  // shape (links, a digest that is not 64 hex digits) are kept whole, apart.
+  // `expected_files` (the catalogue's count of the list) reserves the records at once: grown by
+  // doubling they were held twice, and more, while copied.
+  static Result<ManifestIndex> Load(Env& env, const std::string& path, size_t expected_files = 0);
+  // The entry listed at `path`, as the list has it; nullopt when there is none.
+  std::optional<ManifestFile> Find(const std::string& path) const;
+  size_t size() const { return records_.size() + irregular_.size(); }
+  bool empty() const { return size() == 0; }
+
+ private:
+  struct Record {
+    PathKey key;
+    int64_t size;
+    int64_t mtime;
+    uint32_t mode;
+    uint32_t backup;  // index into backups_
+    uint8_t sha256[32];
+  };
+  std::vector<Record> records_;  // sorted by key
+  std::vector<std::string> backups_;
+  std::unordered_map<std::string, ManifestFile> irregular_;
+};
+
+}  // namespace lakevault
