@@ -409,9 +409,8 @@ Result<std::string> FetchBackup(Env& env, Storage& remote, const std::string& id
       }
       spdlog::info("fetched {} from {}", want, remote.Describe());
     }
-    auto manifest_text = ReadWholeFile(env, manifest_path);
-    if (!manifest_text.ok()) return manifest_text.error();
-    auto manifest = ParseManifest(*manifest_text);
+    // Only its parent is needed: the header, read as a stream (the list can be 90 MB).
+    auto manifest = ReadManifestFile(env, manifest_path, nullptr);
     if (!manifest.ok()) return Error(want + ": " + manifest.message());
     want = manifest->parent;
   }

@@ -426,7 +426,18 @@ VerifyReport VerifyPass(Env& env, const std::string& id, const std::string& arch
         report.Fail(id + ": symlink " + entry.path + " points outside the backup (" +
                     entry.link_target + ")");
       links.insert(entry.path);
-      if (!expected_next(entry)) unordered[entry.path] = Unordered{0, HashPipe::kNone};
+      if (auto listed = expected_next(entry)) {
+        // Listed as a regular file: what it holds is not these (no) bytes.
+        if (listed->link.empty())
+          ordered_problems.push_back(
+              {order,
+               listed->size != 0
+                   ? id + ": " + listed->path + ": size 0 differs from the manifest's " +
+                         std::to_string(listed->size)
+                   : id + ": " + listed->path + ": content does not match its SHA-256 (damaged)"});
+      } else {
+        unordered[entry.path] = Unordered{0, HashPipe::kNone};
+      }
       continue;
     }
     std::optional<ManifestFile> expected = expected_next(entry);

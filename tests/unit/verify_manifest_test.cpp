@@ -228,6 +228,22 @@ TEST_F(VerifyListTest, NothingMayLieBelowASymlinkWhereverTheLinkComes) {
       << Problems(report);
 }
 
+TEST_F(VerifyListTest, ARegularFileStoredAsASymlinkIsReported) {
+  std::vector<Member> members = {{"a/0", "zero", ""}, {"a/1", "", "elsewhere"}, {"a/2", "two", ""}};
+  std::vector<ManifestFile> listed = {Listed("a/0", "zero"), Listed("a/1", "one"),
+                                      Listed("a/2", "two")};
+  VerifyReport in_order = Verify(members, listed);
+  ASSERT_EQ(in_order.problems.size(), 1u) << Problems(in_order);
+  EXPECT_NE(in_order.problems[0].find("a/1: size 0 differs from the manifest's 3"),
+            std::string::npos)
+      << Problems(in_order);
+  std::swap(members[0], members[2]);  // out of order: found at the end, by path
+  VerifyReport out_of_order = Verify(members, listed);
+  EXPECT_NE(Problems(out_of_order).find("a/1: size 0 differs from the manifest's 3"),
+            std::string::npos)
+      << Problems(out_of_order);
+}
+
 TEST_F(VerifyListTest, ADamagedListIsReportedNotTakenForMissingFiles) {
   std::vector<Member> members = {{"a/1", "one", ""}};
   std::vector<ManifestFile> listed = {Listed("a/1", "one")};
