@@ -275,8 +275,8 @@ Status PublishArchive(Env& env, const std::string& dir, const std::string& id,
     // independent decode: every member inflated (CRC-32 checked), every file's SHA-256 and the
     // manifest compared, against the manifest file as both are read. `lakevault verify` also
     // hashes the whole file and replays the logs.
-    VerifyReport report = VerifyArchive(env, id, tmp_path, std::nullopt, manifest_tmp,
-                                        {.keep_log_members = false, .keep_manifest = false});
+    VerifyReport report =
+        VerifyArchive(env, id, tmp_path, std::nullopt, manifest_tmp, {.keep_log_members = false});
     if (!report.ok) return Error("the new archive failed verification: " + report.problems[0]);
   }
   // Sidecars first, archive name last: a final archive name always has its sidecars.
@@ -443,7 +443,6 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     LV_RETURN_IF_ERROR(writer->AddFile(entry, *manifest_source, nullptr));
     LV_RETURN_IF_ERROR(writer->Finish());
     outcome.archive_bytes = writer->bytes_written();
-    manifest.listed_files = list.files();
 
     return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
                           manifest_tmp, options.verify_after);

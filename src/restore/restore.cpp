@@ -359,11 +359,13 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
   auto under = [](const std::string& path, const std::string& prefix) {
     return path.compare(0, prefix.size(), prefix) == 0;
   };
+  std::vector<std::string> every_table;
+  for (const auto& t : manifest.tables) every_table.push_back(t.path + "/");
   auto counted = ReadManifestFile(env, ManifestSidecarPath(catalog.dir(), entry->id),
                                   [&](ManifestFile&& f) -> Status {
                                     bool in_table = false;
-                                    for (const auto& t : manifest.tables)
-                                      in_table = in_table || under(f.path, t.path + "/");
+                                    for (const auto& p : every_table)
+                                      in_table = in_table || under(f.path, p);
                                     bool included = false;
                                     for (const auto& p : prefixes)
                                       included = included || under(f.path, p);

@@ -131,7 +131,8 @@ void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::stri
                                VerifyReport& report) {
   struct TableCheck {
     const ManifestTable* table;
-    std::string prefix;  // "<table path>/"
+    std::string prefix;      // "<table path>/"
+    std::string log_prefix;  // "<table path>/_delta_log/"
     std::shared_ptr<const std::string> scratch;
     bool written = true;
     std::vector<PathKey> paths;
@@ -144,22 +145,22 @@ void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::stri
       report.Fail(header.id + ": cannot create a scratch folder to check table " + table.name);
       return;
     }
-    checks.push_back({&table, table.path + "/", std::move(scratch), true, {}});
+    checks.push_back(
+        {&table, table.path + "/", table.path + "/_delta_log/", std::move(scratch), true, {}});
   }
   if (checks.empty()) return;
   auto take = [&](const std::string& path, const ManifestFile* file) {
     for (auto& c : checks) {
       if (path.compare(0, c.prefix.size(), c.prefix) != 0) continue;
       c.paths.push_back(PathFingerprint(std::string_view(path).substr(c.prefix.size())));
-      const std::string log_prefix = c.prefix + "_delta_log/";
       if (!file || !c.written || !file->link.empty() ||
-          path.compare(0, log_prefix.size(), log_prefix) != 0)
+          path.compare(0, c.log_prefix.size(), c.log_prefix) != 0)
         return;
       std::string source;
       for (const VerifyReport* h : holders)
         if (h->id == file->backup && h->log_dir) source = *h->log_dir + "/" + path;
       std::error_code ec;
-      fs::path out = fs::path(*c.scratch) / "t/_delta_log" / path.substr(log_prefix.size());
+      fs::path out = fs::path(*c.scratch) / "t/_delta_log" / path.substr(c.log_prefix.size());
       if (source.empty() || !fs::is_regular_file(source, ec)) {
         c.written = false;
         return;
@@ -273,6 +274,8 @@ class HashPipe {
   void FinishExpecting(std::string expected_hex, std::string path, size_t order) {
     Push({nullptr, 0, kNone, std::move(expected_hex), std::move(path), order});
   }
+  // Ends the current member, whose digest nothing is compared with.
+  void FinishUnchecked() { Push({nullptr, 0, kNone, {}, {}, 0, /*unchecked=*/true}); }
   // Waits for every job, then hands over the hex digests.
   std::vector<std::string> TakeDigests() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -293,6 +296,7 @@ class HashPipe {
     std::string expected;  // non-empty: end of a member to compare
     std::string path;
     size_t order;
+    bool unchecked = false;  // end of a member, its digest dropped
   };
 
   void Push(Job job) {
@@ -311,7 +315,7 @@ class HashPipe {
       jobs_.pop_front();
       busy_ = true;
       lock.unlock();
-      const bool ends = job.finish != kNone || !job.expected.empty();
+      const bool ends = job.finish != kNone || !job.expected.empty() || job.unchecked;
       std::string digest;
       if (!ends) {
         hash.Update(job.data.get(), job.size);
@@ -324,7 +328,7 @@ class HashPipe {
         free_.push_back(std::move(job.data));
       else if (job.finish != kNone)
         digests_[job.finish] = std::move(digest);
-      else if (digest != job.expected)
+      else if (!job.unchecked && digest != job.expected)
         mismatches_.push_back({job.order, std::move(job.path)});
       busy_ = false;
       cv_.notify_all();
@@ -484,9 +488,9 @@ VerifyReport VerifyPass(Env& env, const std::string& id, const std::string& arch
     if (!expected) {
       unordered[entry.path] = Unordered{size, hasher.Finish()};
     } else if (!expected->link.empty()) {
-      hasher.FinishExpecting(std::string(64, '-'), "", order);  // a link in the list: no digest
+      hasher.FinishUnchecked();  // a link in the list: no digest
     } else if (size != expected->size) {
-      hasher.FinishExpecting(std::string(64, '-'), "", order);
+      hasher.FinishUnchecked();
       ordered_problems.push_back(
           {order, id + ": " + expected->path + ": size " + std::to_string(size) +
                       " differs from the manifest's " + std::to_string(expected->size)});
@@ -496,9 +500,8 @@ VerifyReport VerifyPass(Env& env, const std::string& id, const std::string& arch
   }
   std::vector<std::string> digests = hasher.TakeDigests();
   for (auto& m : hasher.TakeMismatches())
-    if (!m.path.empty())
-      ordered_problems.push_back(
-          {m.order, id + ": " + m.path + ": content does not match its SHA-256 (damaged)"});
+    ordered_problems.push_back(
+        {m.order, id + ": " + m.path + ": content does not match its SHA-256 (damaged)"});
   if (readable) {
     Status drained = (*reader)->Drain();
     if (!drained.ok()) {
@@ -606,13 +609,6 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
   VerifyReport report =
       VerifyPass(env, id, archive_path, expected_sha256, expected_manifest_path, options, &member);
   if (!expected_manifest_path || !member.present || member.matches) {
-    if (expected_manifest_path && member.matches && options.keep_manifest && report.ok) {
-      auto manifest = LoadManifest(env, *expected_manifest_path);
-      if (manifest.ok())
-        report.manifest = std::move(manifest).value();
-      else
-        report.Fail(id + ": " + manifest.message());
-    }
     return report;
   }
   // The expected list is not the archive's manifest: said, and the members checked again
@@ -657,7 +653,7 @@ VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& 
 
   // The list is read from the sidecar where it is needed; the report need not hold it.
   VerifyReport report = VerifyArchive(env, entry.id, entry.archive_path, sha, manifest_file,
-                                      {.keep_log_members = true, .keep_manifest = false});
+                                      {.keep_log_members = true});
   for (auto& p : sidecar_problems.problems) report.Fail(p);
   return report;
 }

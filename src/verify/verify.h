@@ -21,7 +21,9 @@ struct VerifyReport {
   std::vector<std::string> problems;  // each names the backup and what it hit
   int64_t members = 0;
   int64_t bytes = 0;
-  std::optional<Manifest> manifest;  // the one found in the archive
+  // The archive's own manifest, when the members were checked against it (no expected list, or
+  // one that differs from it): it is then in memory anyway. Empty otherwise.
+  std::optional<Manifest> manifest;
   // A scratch folder holding a copy of each Delta log member this archive holds, at its member
   // path, so the tables' versions and row counts can be checked against the manifest without a
   // second read (and without the log in memory: at 300,000 files it was 217 MB). Removed with the
@@ -36,10 +38,6 @@ struct VerifyReport {
 struct VerifyArchiveOptions {
   // Copy the Delta log members into VerifyReport::log_dir (VerifyBackupWithChain replays them).
   bool keep_log_members = true;
-  // Fill VerifyReport::manifest, list included. A backup checking the archive it just wrote needs
-  // none of it: without it, memory stays flat whatever the list's length. (It is filled anyway
-  // when the members were checked against the archive's own manifest, which is then in memory.)
-  bool keep_manifest = true;
 };
 
 // Checks the archive at `archive_path`: every member decoded (each gzip member's CRC-32), every

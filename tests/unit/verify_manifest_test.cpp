@@ -45,7 +45,7 @@ class VerifyOwnArchiveTest : public ::testing::Test {
     const std::string expected_path = (tmp_.path() / "expected.json").string();
     WriteFile(expected_path, expected);
     return VerifyArchive(Env::Default(), manifest_.id, path_, std::nullopt, expected_path,
-                         {.keep_log_members = false, .keep_manifest = false});
+                         {.keep_log_members = false});
   }
 
   TempDir tmp_;
@@ -130,7 +130,7 @@ class VerifyListTest : public ::testing::Test {
     const std::string sidecar = (tmp_.path() / "sidecar.json").string();
     WriteFile(sidecar, json);
     return VerifyArchive(Env::Default(), kId, archive, std::nullopt, sidecar,
-                         {.keep_log_members = false, .keep_manifest = false});
+                         {.keep_log_members = false});
   }
 
   static std::string Problems(const VerifyReport& r) {
@@ -255,7 +255,7 @@ TEST_F(VerifyListTest, ADamagedListIsReportedNotTakenForMissingFiles) {
   WriteFile(sidecar, text.substr(0, text.size() / 2));
   VerifyReport cut =
       VerifyArchive(Env::Default(), kId, (tmp_.path() / (std::string(kId) + ".tar.gz")).string(),
-                    std::nullopt, sidecar, {.keep_log_members = false, .keep_manifest = false});
+                    std::nullopt, sidecar, {.keep_log_members = false});
   ASSERT_EQ(cut.problems.size(), 1u) << Problems(cut);
   EXPECT_NE(cut.problems[0].find("the manifest sidecar differs"), std::string::npos);
 }
