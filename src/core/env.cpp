@@ -215,6 +215,15 @@ class PosixEnv final : public Env {
     if (rc != 0) return ErrnoError("fsync folder " + dir, err);
     return Status::Ok();
   }
+  Status SyncFileSystem(const std::string& path) override {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return ErrnoError("opening " + path, errno);
+    int rc = ::syncfs(fd);
+    int err = errno;
+    ::close(fd);
+    if (rc != 0) return ErrnoError("syncfs (fsync of the file system holding " + path + ")", err);
+    return Status::Ok();
+  }
   Status RemoveFile(const std::string& path) override {
     if (::unlink(path.c_str()) != 0 && errno != ENOENT)
       return ErrnoError("removing " + path, errno);
@@ -324,6 +333,11 @@ class FaultInjectingEnv final : public Env {
   Status SyncFile(const std::string& path) override {
     if (faults_.Hit("fsync")) return ErrnoError("fsync " + path, EIO);
     return base_.SyncFile(path);
+  }
+  Status SyncFileSystem(const std::string& path) override {
+    if (faults_.Hit("fsync"))
+      return ErrnoError("syncfs (fsync of the file system holding " + path + ")", EIO);
+    return base_.SyncFileSystem(path);
   }
   Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
 

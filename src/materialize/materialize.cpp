@@ -35,9 +35,14 @@ bool SymlinkStaysInside(const std::string& member, const std::string& target) {
   return !(text == ".." || text.rfind("../", 0) == 0);
 }
 
-// Files are fsynced on a thread of their own (by path, after they are closed, so no descriptor
-// is held meanwhile) while extraction goes on; nothing is swapped in before every file is
-// durable (Finish()).
+// Large files are fsynced on a thread of their own (by path, after they are closed, so no
+// descriptor is held meanwhile) while extraction goes on, so that their write-back overlaps the
+// extraction instead of waiting for its end. Smaller files, and the folders, are made durable
+// together by one syncfs at the end (MaterializeBackup): an fsync each is a journal commit each,
+// and restoring 300,000 files of 1 KiB spent 75 of its 77 s in them. Nothing is swapped in
+// before both are done.
+constexpr int64_t kSyncAloneBytes = 256 << 10;
+
 class Syncer {
  public:
   explicit Syncer(Env& env) : env_(env), thread_([this] { Run(); }) {}
@@ -111,7 +116,7 @@ Status WriteMember(Env& env, ArchiveReader& reader, const ManifestFile& file,
   LV_RETURN_IF_ERROR(out->Close());
   struct timespec times[2] = {{file.mtime, 0}, {file.mtime, 0}};
   ::utimensat(AT_FDCWD, target.c_str(), times, AT_SYMLINK_NOFOLLOW);
-  LV_RETURN_IF_ERROR(syncer.Push(target.string()));
+  if (size >= kSyncAloneBytes) LV_RETURN_IF_ERROR(syncer.Push(target.string()));
   *bytes += size;
   return Status::Ok();
 }
@@ -307,6 +312,8 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
     }
   }
   LV_RETURN_IF_ERROR(syncer.Finish());
+  std::error_code ec;
+  if (fs::exists(root, ec)) LV_RETURN_IF_ERROR(env.SyncFileSystem(root.string()));
   if (static_cast<size_t>(outcome.files) != expected)
     return Error("backup " + id + ": restored " + std::to_string(outcome.files) + " of " +
                  std::to_string(expected) + " files");

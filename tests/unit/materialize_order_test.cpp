@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <mutex>
 
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
@@ -46,12 +47,52 @@ void MakeBackup(const fs::path& dir, const std::vector<Member>& members,
 }
 
 Result<MaterializeOutcome> Materialize(const fs::path& dir, const fs::path& dest,
-                                       MaterializeOptions options = {}) {
+                                       MaterializeOptions options = {}, Env& env = Env::Default()) {
   auto catalog = Catalog::Load(dir.string());
   if (!catalog.ok()) return catalog.error();
   options.verify_archives = true;
-  return MaterializeBackup(Env::Default(), *catalog, kId, dest.string(), options);
+  return MaterializeBackup(env, *catalog, kId, dest.string(), options);
 }
+
+// The real file system, with a record of which files were fsynced one by one and which file
+// systems were synced whole.
+class SyncRecordingEnv final : public Env {
+ public:
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        mode_t mode) override {
+    return base_.NewWritableFile(path, mode);
+  }
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+    return base_.NewSequentialFile(path);
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    return base_.NewRandomAccessFile(path);
+  }
+  Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
+    return base_.Rename(from, to, no_replace);
+  }
+  Status Exchange(const std::string& a, const std::string& b) override {
+    return base_.Exchange(a, b);
+  }
+  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  Status SyncFile(const std::string& path) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    synced_files.push_back(fs::path(path).filename().string());
+    return base_.SyncFile(path);
+  }
+  Status SyncFileSystem(const std::string& path) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    synced_file_systems.push_back(path);
+    return base_.SyncFileSystem(path);
+  }
+  Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
+
+  std::vector<std::string> synced_files, synced_file_systems;
+
+ private:
+  Env& base_ = Env::Default();
+  std::mutex mu_;
+};
 
 std::vector<Member> Files(int n) {
   std::vector<Member> files;
@@ -112,6 +153,32 @@ TEST(MaterializeOrder, ADamagedMemberOutOfOrderIsRefused) {
   auto m = Materialize(backups.path(), out.path());
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.message().find("f15: content does not match"), std::string::npos) << m.message();
+}
+
+TEST(MaterializeOrder, LargeFilesAreFsyncedAloneAndTheRestByOneSyncOfTheFileSystem) {
+  TempDir backups;
+  std::vector<Member> listed = Files(300);
+  listed.push_back({"data/lake/t/big.parquet", std::string(300 << 10, 'b')});
+  MakeBackup(backups.path(), listed, listed);
+  TempDir out;
+  SyncRecordingEnv env;
+  auto m = Materialize(backups.path(), out.path() / "stage", {}, env);
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(m->files, 301);
+  EXPECT_EQ(env.synced_files, std::vector<std::string>{"big.parquet"});
+  EXPECT_EQ(env.synced_file_systems, std::vector<std::string>{(out.path() / "stage").string()});
+}
+
+TEST(MaterializeOrder, AFailedSyncOfTheFileSystemFailsTheMaterialisation) {
+  TempDir backups;
+  std::vector<Member> listed = Files(30);
+  MakeBackup(backups.path(), listed, listed);
+  TempDir out;
+  // The small files are not fsynced one by one, so the first fsync is the file system's.
+  auto env = NewFaultInjectingEnv(Env::Default(), *FaultSpec::Parse("fsync:1"));
+  auto m = Materialize(backups.path(), out.path(), {}, *env);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.message().find("syncfs"), std::string::npos) << m.message();
 }
 
 }  // namespace
