@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 namespace lakevault {
 
@@ -52,6 +53,7 @@ PlannedFile PlannedFiles::operator[](size_t i) const {
 }
 
 int64_t PlannedFiles::Bytes() const {
+  if (spilled_) return spilled_bytes_;
   int64_t total = 0;
   for (const Entry& e : entries_) total += e.size;
   return total;
@@ -115,6 +117,172 @@ void PlannedFiles::Sort() {
   };
   if (!std::is_sorted(entries_.begin(), entries_.end(), before))
     std::sort(entries_.begin(), entries_.end(), before);
+}
+
+namespace {
+
+// A spilled file's record: flags, mode, size, mtime, then the path and, by flag, the link target
+// and the inline content, each as a 32-bit length and its bytes. Host byte order: the file is
+// read back by the process that wrote it.
+enum SpillFlags : uint8_t {
+  kSpillMutable = 1,
+  kSpillMayVanish = 2,
+  kSpillLink = 4,
+  kSpillInline = 8
+};
+
+class SpillWriter {
+ public:
+  explicit SpillWriter(WritableFile& file) : file_(file) { buffer_.reserve(kFlushAt + 4096); }
+  Status Put(const PlannedFile& f) {
+    uint8_t flags = (f.mutable_content ? kSpillMutable : 0) | (f.may_vanish ? kSpillMayVanish : 0) |
+                    (f.link_target.empty() ? 0 : kSpillLink) |
+                    (f.inline_content ? kSpillInline : 0);
+    Raw(flags);
+    Raw(f.mode);
+    Raw(f.size);
+    Raw(f.mtime);
+    Text(f.relative_path);
+    if (flags & kSpillLink) Text(f.link_target);
+    if (flags & kSpillInline) Text(*f.inline_content);
+    return buffer_.size() >= kFlushAt ? Flush() : Status::Ok();
+  }
+  Status Flush() {
+    Status s = buffer_.empty() ? Status::Ok() : file_.Append(buffer_.data(), buffer_.size());
+    buffer_.clear();
+    return s;
+  }
+
+ private:
+  static constexpr size_t kFlushAt = 256 << 10;
+  template <typename T>
+  void Raw(T v) {
+    buffer_.append(reinterpret_cast<const char*>(&v), sizeof v);
+  }
+  void Text(std::string_view text) {
+    Raw(static_cast<uint32_t>(text.size()));
+    buffer_.append(text);
+  }
+  WritableFile& file_;
+  std::string buffer_;
+};
+
+class SpillReader {
+ public:
+  explicit SpillReader(SequentialFile& file) : file_(file), buffer_(256 << 10) {}
+  // False at a clean end of the file.
+  Result<bool> Next(PlannedFile* f) {
+    uint8_t flags = 0;
+    LV_ASSIGN_OR_RETURN(size_t got, Take(&flags, 1));
+    if (got == 0) return false;
+    LV_RETURN_IF_ERROR(Exact(&f->mode, sizeof f->mode));
+    LV_RETURN_IF_ERROR(Exact(&f->size, sizeof f->size));
+    LV_RETURN_IF_ERROR(Exact(&f->mtime, sizeof f->mtime));
+    LV_RETURN_IF_ERROR(Text(&f->relative_path));
+    f->mutable_content = (flags & kSpillMutable) != 0;
+    f->may_vanish = (flags & kSpillMayVanish) != 0;
+    f->link_target.clear();
+    if (flags & kSpillLink) LV_RETURN_IF_ERROR(Text(&f->link_target));
+    if (flags & kSpillInline) {
+      std::string text;
+      LV_RETURN_IF_ERROR(Text(&text));
+      f->inline_content = std::move(text);
+    } else {
+      f->inline_content = std::nullopt;
+    }
+    return true;
+  }
+
+ private:
+  Result<size_t> Take(void* out, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      if (begin_ == end_) {
+        LV_ASSIGN_OR_RETURN(size_t got, file_.Read(buffer_.data(), buffer_.size()));
+        if (got == 0) break;
+        begin_ = 0;
+        end_ = got;
+      }
+      size_t k = std::min(n - done, end_ - begin_);
+      std::memcpy(static_cast<char*>(out) + done, buffer_.data() + begin_, k);
+      begin_ += k;
+      done += k;
+    }
+    return done;
+  }
+  Status Exact(void* out, size_t n) {
+    LV_ASSIGN_OR_RETURN(size_t got, Take(out, n));
+    if (got != n) return Error(file_.path() + ": the plan's scratch file ends in a record");
+    return Status::Ok();
+  }
+  Status Text(std::string* out) {
+    uint32_t n = 0;
+    LV_RETURN_IF_ERROR(Exact(&n, sizeof n));
+    out->resize(n);
+    return Exact(out->data(), n);
+  }
+  SequentialFile& file_;
+  std::vector<char> buffer_;
+  size_t begin_ = 0, end_ = 0;
+};
+
+}  // namespace
+
+int64_t PlannedFiles::SpillBytes() const {
+  if (spilled_) return 0;
+  constexpr int64_t kFixed = 1 + 4 + 8 + 8 + 4;  // flags, mode, size, mtime, path length
+  int64_t total = 0;
+  for (const Entry& e : entries_) {
+    Pieces p = PathOf(e);
+    total += kFixed + static_cast<int64_t>(p.head.size() + p.tail.size());
+  }
+  for (const Extra& x : extras_) {
+    if (!x.link_target.empty()) total += 4 + static_cast<int64_t>(x.link_target.size());
+    if (x.inline_content) total += 4 + static_cast<int64_t>(x.inline_content->size());
+  }
+  return total;
+}
+
+Status PlannedFiles::Spill(Env& env, const std::string& path) {
+  if (spilled_) return Status::Ok();
+  LV_ASSIGN_OR_RETURN(auto file, env.NewWritableFile(path, 0600));
+  SpillWriter writer(*file);
+  for (size_t i = 0; i < entries_.size(); ++i) LV_RETURN_IF_ERROR(writer.Put((*this)[i]));
+  LV_RETURN_IF_ERROR(writer.Flush());
+  // No fsync: a scratch file, read back by this process and removed after the backup.
+  LV_RETURN_IF_ERROR(file->Close());
+  spilled_count_ = entries_.size();
+  spilled_bytes_ = Bytes();
+  spilled_ = true;
+  spill_path_ = path;
+  std::deque<Entry>().swap(entries_);
+  listed_ = delta::FileList();
+  std::vector<PathRef>().swap(paths_);
+  std::vector<std::string>().swap(blocks_);
+  std::vector<Extra>().swap(extras_);
+  return Status::Ok();
+}
+
+Status PlannedFiles::ForEach(Env& env,
+                             const std::function<Status(const PlannedFile&)>& visit) const {
+  if (!spilled_) {
+    for (size_t i = 0; i < entries_.size(); ++i) LV_RETURN_IF_ERROR(visit((*this)[i]));
+    return Status::Ok();
+  }
+  LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(spill_path_));
+  SpillReader reader(*file);
+  PlannedFile f;
+  size_t count = 0;
+  while (true) {
+    LV_ASSIGN_OR_RETURN(bool more, reader.Next(&f));
+    if (!more) break;
+    ++count;
+    LV_RETURN_IF_ERROR(visit(f));
+  }
+  if (count != spilled_count_)
+    return Error(spill_path_ + ": the plan's scratch file holds " + std::to_string(count) +
+                 " files, " + std::to_string(spilled_count_) + " were written");
+  return Status::Ok();
 }
 
 }  // namespace lakevault

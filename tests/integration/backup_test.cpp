@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 
 #include "manifest/catalog.h"
 #include "manifest/manifest.h"
@@ -97,6 +98,13 @@ TEST_F(BackupTest, BackupOfGuideLayoutExtractsWithPlainTarByteForByte) {
   EXPECT_EQ(fs::status(archives[0]).permissions() & fs::perms::all,
             fs::perms::owner_read | fs::perms::owner_write);
   EXPECT_EQ(fs::status(Backups()).permissions() & fs::perms::all, fs::perms::owner_all);
+  // The plan's scratch files (PlannedFiles::Spill) are gone; only the backup and its sidecars.
+  std::set<std::string> names;
+  for (const auto& e : fs::directory_iterator(Backups())) names.insert(e.path().filename());
+  const std::string id = name.substr(0, name.size() - 7);
+  EXPECT_EQ(names,
+            (std::set<std::string>{".lakevault-state.json", ".lakevault.lock", name,
+                                   name + ".sha256", id + ".manifest.json", id + ".verify.json"}));
 }
 
 TEST_F(BackupTest, EveryCorpusTableRoundTripsThroughPlainTar) {

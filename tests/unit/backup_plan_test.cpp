@@ -77,6 +77,87 @@ TEST(PlannedFiles, GivesBackWhatWasAddedSortedAsStrings) {
   EXPECT_FALSE(files[4].inline_content);
 }
 
+// Everything a PlannedFile says, as one comparable line.
+std::string Describe(const PlannedFile& f) {
+  return f.relative_path + " " + std::to_string(f.size) + " " + std::to_string(f.mtime) + " " +
+         std::to_string(f.mode) + " link=" + f.link_target +
+         " inline=" + (f.inline_content ? "[" + *f.inline_content + "]" : "none") +
+         (f.mutable_content ? " mutable" : "") + (f.may_vanish ? " may-vanish" : "");
+}
+
+std::vector<std::string> Visited(const PlannedFiles& files, Status* status) {
+  std::vector<std::string> out;
+  *status = files.ForEach(Env::Default(), [&](const PlannedFile& f) {
+    out.push_back(Describe(f));
+    return Status::Ok();
+  });
+  return out;
+}
+
+TEST(PlannedFiles, SpilledFilesAreReadBackInOrderWithEveryField) {
+  TempDir tmp;
+  delta::FileList list;
+  for (int i = 0; i < 3000; ++i) {
+    delta::FileAction a;
+    a.path = "date=2026-01-0" + std::to_string(i % 7) + "/part-" + std::to_string(100000 + i);
+    list.Append(a);
+  }
+  PlannedFiles files;
+  files.KeepListedPaths(std::move(list), "data/lake/t");
+  for (uint32_t i = 0; i < 3000; ++i)
+    files.AddListed(i, Planned("data/lake/t/" + std::string(files.listed()[i].path), i));
+  PlannedFile hint = Planned("data/lake/t/_delta_log/_last_checkpoint", 3);
+  hint.inline_content = std::string("{\"version\":7}\n\0tail", 18);
+  files.Add(hint);
+  PlannedFile link = Planned("data/lake/t/link", 0);
+  link.link_target = "date=2026-01-01/part-100001";
+  link.may_vanish = true;
+  files.Add(link);
+  PlannedFile config = Planned("data/lake/t/z", 11);
+  config.mutable_content = true;
+  files.Add(config);
+  files.Sort();
+  Status status;
+  const std::vector<std::string> before = Visited(files, &status);
+  ASSERT_TRUE(status.ok()) << status.message();
+  ASSERT_EQ(before.size(), 3003u);
+  const size_t count = files.size();
+  const int64_t bytes = files.Bytes();
+
+  const std::string spill = (tmp.path() / ".backup_plan_0.tmp").string();
+  const int64_t spill_bytes = files.SpillBytes();
+  ASSERT_TRUE(files.Spill(Env::Default(), spill).ok());
+  EXPECT_EQ(static_cast<int64_t>(fs::file_size(spill)), spill_bytes);
+  EXPECT_TRUE(files.spilled());
+  EXPECT_TRUE(files.listed().empty());  // the snapshot's paths were given back
+  EXPECT_EQ(files.size(), count);
+  EXPECT_EQ(files.Bytes(), bytes);
+  // Read twice (the free-space estimate and the write each read the list once).
+  for (int pass = 0; pass < 2; ++pass) {
+    EXPECT_EQ(Visited(files, &status), before);
+    EXPECT_TRUE(status.ok()) << status.message();
+  }
+  // A visitor's error stops the read and is returned.
+  int seen = 0;
+  status = files.ForEach(Env::Default(), [&](const PlannedFile&) -> Status {
+    return ++seen == 10 ? Status(Error("stop here")) : Status::Ok();
+  });
+  EXPECT_EQ(seen, 10);
+  EXPECT_EQ(status.message(), "stop here");
+
+  // A damaged scratch file is an error, never a shorter or longer list.
+  const std::string whole = ReadFile(spill);
+  WriteFile(spill, whole.substr(0, whole.size() - 5));
+  Visited(files, &status);
+  EXPECT_NE(status.message().find("ends in a record"), std::string::npos) << status.message();
+  WriteFile(spill, whole + whole.substr(0, whole.size() / 2));
+  Visited(files, &status);
+  EXPECT_FALSE(status.ok());
+  fs::remove(spill);
+  Visited(files, &status);
+  EXPECT_FALSE(status.ok());
+}
+
 class TablePlanTest : public ::testing::Test {
  protected:
   void SetUp() override {
