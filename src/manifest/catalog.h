@@ -24,8 +24,8 @@ struct CatalogEntry {
   std::string archive_path;
   std::string archive_name;
   int64_t archive_bytes = 0;
-  // From the sidecar, without its file list (listed_files and listed_bytes count it): see
-  // LoadManifestFiles.
+  // The sidecar's header, without its file list: listed_files and listed_bytes are the header's
+  // "list" totals (ReadManifestHeader), the entries are not read. See LoadManifestFiles.
   std::optional<Manifest> manifest;
   std::string manifest_error;  // why the sidecar could not be read
   std::optional<VerifyRecord> last_verify;

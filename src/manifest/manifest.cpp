@@ -14,6 +14,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "manifest/header_scan.h"
+
 namespace lakevault {
 
 using nlohmann::json;
@@ -37,8 +39,8 @@ namespace {
 // most of it at thousands of files, is written entry by entry: a DOM of the whole list took
 // about 1.5 KB per file, the largest allocation of a backup of a lake of small files. Keys are
 // sorted, so the list sits between "created" and "format"; what follows it (the stats) can be
-// known only once the list is written.
-std::string DumpWithEmptyList(const Manifest& m) {
+// known only once the list is written: its totals ("list") among them.
+std::string DumpWithEmptyList(const Manifest& m, int64_t list_files, int64_t list_bytes) {
   json doc;
   doc["format"] = "lakevault-manifest";
   doc["format_version"] = m.format_version;
@@ -67,6 +69,7 @@ std::string DumpWithEmptyList(const Manifest& m) {
   }
   doc["tables"] = tables;
   doc["files"] = json::array();
+  doc["list"] = {{"files", list_files}, {"bytes", list_bytes}};
   return doc.dump(1);
 }
 
@@ -82,7 +85,7 @@ void SplitAtList(const std::string& dump, std::string* before, std::string* afte
 }  // namespace
 
 Status ManifestWriter::Begin(const Manifest& header) {
-  SplitAtList(DumpWithEmptyList(header), &head_, nullptr);
+  SplitAtList(DumpWithEmptyList(header, 0, 0), &head_, nullptr);
   return Put(head_);
 }
 
@@ -99,12 +102,13 @@ Status ManifestWriter::Add(const ManifestFile& f) {
     if (c == '\n') indented += "  ";
   }
   files_++;
+  list_bytes_ += f.size;
   return Put(indented);
 }
 
 Status ManifestWriter::End(const Manifest& header) {
   std::string before, after;
-  SplitAtList(DumpWithEmptyList(header), &before, &after);
+  SplitAtList(DumpWithEmptyList(header, files_, list_bytes_), &before, &after);
   if (before != head_) return Error("the manifest's header changed while its files were written");
   if (files_ > 0) LV_RETURN_IF_ERROR(Put("\n "));
   LV_RETURN_IF_ERROR(Put(after));
@@ -280,9 +284,16 @@ class EntryBuilder {
   Field field_ = kOther;
 };
 
+// The header's "list": what the file list holds, as the writer counted it.
+struct ListTotals {
+  int64_t files = 0;
+  int64_t bytes = 0;
+};
+
 // Everything but the file list, checked in the order a reader of the format would: what the
-// document is, its version, then the fields.
-Result<Manifest> HeaderFrom(const json& doc) {
+// document is, its version, then the fields. `totals`: the header's "list", absent from
+// manifests written before it was added.
+Result<Manifest> HeaderFrom(const json& doc, std::optional<ListTotals>* totals) {
   Manifest m;
   auto format = doc.is_object() ? doc.find("format") : json::const_iterator();
   if (!doc.is_object() || format == doc.end() || !format->is_string() ||
@@ -339,6 +350,14 @@ Result<Manifest> HeaderFrom(const json& doc) {
     auto files = doc.find("files");
     if (files == doc.end()) throw ManifestError{"missing key 'files'"};
     if (!files->is_array()) throw ManifestError{"'files' is not an array"};
+    totals->reset();
+    auto list = doc.find("list");
+    if (list != doc.end()) {
+      const json& l = Obj(*list, "'list'");
+      ListTotals t{Num<int64_t>(l, "files", std::nullopt), Num<int64_t>(l, "bytes", std::nullopt)};
+      if (t.files < 0 || t.bytes < 0) throw ManifestError{"'list' holds a negative total"};
+      *totals = t;
+    }
   } catch (const ManifestError& e) {
     return Error("malformed manifest: " + e.message);
   }
@@ -494,7 +513,11 @@ class StreamingHandler final : public nlohmann::json_sax<json> {
       return false;
     }
     files++;
-    bytes += file.size;
+    // Sizes are checked non-negative; their sum is not bounded by the format.
+    if (__builtin_add_overflow(bytes, file.size, &bytes)) {
+      error = Error("malformed manifest: the files' sizes add up past 2^63 bytes");
+      return false;
+    }
     if (!visit_) return true;
     Status status = visit_(std::move(file));
     if (!status.ok()) {
@@ -510,18 +533,49 @@ class StreamingHandler final : public nlohmann::json_sax<json> {
   bool in_list_ = false, in_entry_ = false, list_seen_ = false;
 };
 
+// A document read as a stream: its header, and its list as counted and as the header says.
+struct StreamedManifest {
+  Manifest header;
+  std::optional<ListTotals> totals;
+  ListTotals counted;
+};
+
 template <typename Input>
-Result<Manifest> ReadStreaming(Input&& input, const ManifestFileVisitor& visit,
-                               const Status* read_status) {
+Result<StreamedManifest> ParseStreaming(Input&& input, const ManifestFileVisitor& visit,
+                                        const Status* read_status) {
   StreamingHandler handler(visit);
   bool parsed = json::sax_parse(std::forward<Input>(input), &handler);
   if (read_status && !read_status->ok()) return read_status->error();
   if (handler.error) return *handler.error;
   if (!parsed) return Error("malformed manifest");
-  LV_ASSIGN_OR_RETURN(Manifest m, HeaderFrom(handler.document()));
-  m.listed_files = handler.files;
-  m.listed_bytes = handler.bytes;
-  return m;
+  StreamedManifest read;
+  LV_ASSIGN_OR_RETURN(read.header, HeaderFrom(handler.document(), &read.totals));
+  read.counted = {handler.files, handler.bytes};
+  return read;
+}
+
+// The list read whole must hold what its header says: the catalogue takes the header's word for
+// it (ReadManifestHeader), so a count that disagrees is damage, found by whatever reads the list
+// (verify, restore, an incremental's parent). `source`: the file, empty for a text.
+Result<Manifest> CheckedAgainstTotals(StreamedManifest read, const std::string& source) {
+  if (read.totals &&
+      (read.totals->files != read.counted.files || read.totals->bytes != read.counted.bytes))
+    return Error("manifest" + (source.empty() ? std::string() : " " + source) +
+                 " is damaged: its header counts " + std::to_string(read.totals->files) +
+                 " files of " + std::to_string(read.totals->bytes) + " bytes, its list holds " +
+                 std::to_string(read.counted.files) + " files of " +
+                 std::to_string(read.counted.bytes) + " bytes");
+  read.header.listed_files = read.counted.files;
+  read.header.listed_bytes = read.counted.bytes;
+  return std::move(read.header);
+}
+
+template <typename Input>
+Result<Manifest> ReadStreaming(Input&& input, const ManifestFileVisitor& visit,
+                               const Status* read_status, const std::string& source) {
+  LV_ASSIGN_OR_RETURN(StreamedManifest read,
+                      ParseStreaming(std::forward<Input>(input), visit, read_status));
+  return CheckedAgainstTotals(std::move(read), source);
 }
 
 // A SequentialFile as an istream, 64 KiB at a time; a read error ends the stream and is kept.
@@ -559,7 +613,7 @@ Result<Manifest> ParseManifest(const std::string& text) {
                                         files.push_back(std::move(f));
                                         return Status::Ok();
                                       },
-                                      nullptr));
+                                      nullptr, ""));
   m.files = std::move(files);
   return m;
 }
@@ -567,13 +621,49 @@ Result<Manifest> ParseManifest(const std::string& text) {
 Result<Manifest> ReadManifest(SequentialFile& input, const ManifestFileVisitor& visit) {
   FileStreamBuf buffer(input);
   std::istream stream(&buffer);
-  return ReadStreaming(stream, visit, &buffer.status());
+  return ReadStreaming(stream, visit, &buffer.status(), input.path());
 }
 
 Result<Manifest> ReadManifestFile(Env& env, const std::string& path,
                                   const ManifestFileVisitor& visit) {
   LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));
   return ReadManifest(*file, visit);
+}
+
+Result<Manifest> ReadManifestHeader(Env& env, const std::string& path) {
+  LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));
+  ManifestHeaderScan scan;
+  // 1 MiB blocks, not the stream's 64 KiB: the scan runs at 1.5-2 GB/s, and 16 times fewer
+  // reads measured a few ms less a 91 MB sidecar, for 1 MiB more peak memory.
+  std::vector<char> block(1u << 20);
+  for (;;) {
+    auto n = file->Read(block.data(), block.size());
+    if (!n.ok()) return n.error();  // names the file
+    if (*n == 0) break;
+    Status fed = scan.Feed(block.data(), *n);
+    if (!fed.ok()) return fed.error().Context(path);
+    if (scan.too_long()) break;
+  }
+  Status finished = scan.too_long() ? Status::Ok() : scan.Finish();
+  if (!finished.ok()) return finished.error().Context(path);
+  if (scan.list_skipped() && !scan.too_long()) {
+    // What remains is a manifest whose list is empty: parsed and checked as any.
+    auto read = ParseStreaming(scan.kept(), nullptr, nullptr);
+    if (!read.ok()) return read.error().Context(path);
+    if (read->totals) {
+      read->header.listed_files = read->totals->files;
+      read->header.listed_bytes = read->totals->bytes;
+      return std::move(read->header);
+    }
+  }
+  // Written before the header had "list" (its totals are only in the list), or not the shape
+  // lakevault writes: read whole, as a stream.
+  LV_ASSIGN_OR_RETURN(auto again, env.NewSequentialFile(path));
+  FileStreamBuf buffer(*again);
+  std::istream stream(&buffer);
+  auto whole = ReadStreaming(stream, nullptr, &buffer.status(), "");
+  if (!whole.ok()) return whole.error().Context(path);
+  return whole;
 }
 
 Result<Manifest> LoadManifest(Env& env, const std::string& path) {

@@ -61,7 +61,8 @@ struct Manifest {
   std::vector<ManifestFile> files;
   std::vector<std::string> missing;  // referenced files absent at backup time (--allow-missing)
   // The file list's length and the sum of its sizes, as read: set also when the entries were not
-  // kept (ReadManifest). Not part of the text.
+  // kept (ReadManifest), taken from the header's "list" when the list was not read at all
+  // (ReadManifestHeader). Written as "list" by ManifestWriter, from the entries it was given.
   int64_t listed_files = 0;
   int64_t listed_bytes = 0;
 
@@ -96,6 +97,7 @@ class ManifestWriter {
   std::string head_;  // the text before the list, to check End's header against
   std::string buffer_;
   int64_t files_ = 0;
+  int64_t list_bytes_ = 0;  // the sum of the entries' sizes, for the header's "list"
   int64_t bytes_written_ = 0;
 };
 
@@ -103,8 +105,9 @@ class ManifestWriter {
 using ManifestFileVisitor = std::function<Status(ManifestFile&&)>;
 // Reads a manifest without keeping its file list: each entry is checked as ParseManifest checks
 // it and handed to `visit` (null: dropped), so memory stays bounded whatever the list's length.
-// Manifest::files stays empty; listed_files and listed_bytes count the entries. When it fails,
-// what `visit` was given must be discarded.
+// Manifest::files stays empty; listed_files and listed_bytes count the entries, and must equal
+// the header's "list" totals when it has them (otherwise the manifest is damaged: an error naming
+// the file). When it fails, what `visit` was given must be discarded.
 Result<Manifest> ReadManifest(SequentialFile& input, const ManifestFileVisitor& visit);
 Result<Manifest> ReadManifestFile(Env& env, const std::string& path,
                                   const ManifestFileVisitor& visit);
@@ -129,6 +132,13 @@ class ManifestStream {
   std::vector<ManifestFile> current_;  // the caller's batch
   size_t at_ = 0;
 };
+
+// The header of the manifest file at `path`, for the catalogue: listed_files and listed_bytes
+// are the header's "list" totals, and the file list's bytes are skipped, scanned only for where
+// the list ends (ManifestHeaderScan), its entries neither parsed nor checked. Everything else is
+// checked as ReadManifestFile checks it. A manifest without "list" (written before it was added)
+// is read whole, as a stream. Errors name the file.
+Result<Manifest> ReadManifestHeader(Env& env, const std::string& path);
 
 // The whole manifest in the file at `path`, list included, without holding its text.
 Result<Manifest> LoadManifest(Env& env, const std::string& path);

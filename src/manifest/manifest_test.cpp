@@ -81,13 +81,16 @@ std::string WholeDocument(const Manifest& m) {
                       {"bytes", t.bytes}};
   doc["tables"] = tables;
   json files = json::array();
+  int64_t bytes = 0;
   for (const auto& f : m.files) {
+    bytes += f.size;
     json entry = {{"path", f.path},     {"size", f.size},   {"sha256", f.sha256},
                   {"backup", f.backup}, {"mtime", f.mtime}, {"mode", f.mode}};
     if (!f.link.empty()) entry["link"] = f.link;
     files.push_back(entry);
   }
   doc["files"] = files;
+  doc["list"] = {{"files", m.files.size()}, {"bytes", bytes}};
   return doc.dump(1) + "\n";
 }
 
@@ -340,6 +343,91 @@ TEST_F(StreamedManifest, RefusesDamageWithAMessageNamingIt) {
   EXPECT_FALSE(trailing.ok());
   auto missing = ReadManifestFile(Env::Default(), (dir_ / "none.json").string(), nullptr);
   EXPECT_FALSE(missing.ok());
+}
+
+// The catalogue takes the header's "list" totals on trust (ReadManifestHeader): every reader of
+// the list itself must hold the two against each other.
+TEST_F(StreamedManifest, EveryReadOfTheListRefusesTotalsItsHeaderDoesNotMatch) {
+  Manifest m = Sample(20);
+  const std::string good = ManifestToJson(m);
+  const std::string totals =
+      "\"list\": {\n  \"bytes\": " + std::to_string(m.TotalBytes()) + ",\n  \"files\": 20\n }";
+  ASSERT_NE(good.find(totals), std::string::npos) << good.substr(good.find("\"list\""), 60);
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string text = good;
+    size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from;
+    return text.replace(at, from.size(), to);
+  };
+  // The last entry dropped, the header left as it was.
+  std::string dropped = good;
+  size_t last = dropped.rfind(",\n  {");
+  dropped.erase(last, dropped.find("}", last) + 1 - last);
+  ASSERT_TRUE(nlohmann::json::accept(dropped));
+  const std::vector<std::string> damaged = {
+      with("\"files\": 20\n", "\"files\": 21\n"),
+      with("\"bytes\": " + std::to_string(m.TotalBytes()),
+           "\"bytes\": " + std::to_string(m.TotalBytes() - 1)),
+      with("\"size\": 1001\n", "\"size\": 1002\n"), dropped};
+  for (const std::string& text : damaged) {
+    auto parsed = ParseManifest(text);
+    ASSERT_FALSE(parsed.ok());
+    EXPECT_NE(parsed.message().find("is damaged: its header counts"), std::string::npos)
+        << parsed.message();
+    const std::string path = Write(text);
+    auto streamed = ReadManifestFile(Env::Default(), path, nullptr);
+    ASSERT_FALSE(streamed.ok());
+    EXPECT_NE(streamed.message().find("manifest " + path + " is damaged"), std::string::npos)
+        << streamed.message();
+    EXPECT_FALSE(LoadManifest(Env::Default(), path).ok());
+    EXPECT_FALSE(ManifestIndex::Load(Env::Default(), path).ok());
+    ManifestStream stream(Env::Default(), path, [](const ManifestFile&) { return true; });
+    while (stream.Peek()) stream.Pop();
+    EXPECT_FALSE(stream.result().ok());
+  }
+  auto undamaged = ReadManifestFile(Env::Default(), Write(good), nullptr);
+  ASSERT_TRUE(undamaged.ok()) << undamaged.message();
+  EXPECT_EQ(undamaged->listed_files, 20);
+  EXPECT_EQ(undamaged->listed_bytes, m.TotalBytes());
+  // The totals themselves are checked as any header field.
+  auto message = [](const std::string& text) {
+    auto r = ParseManifest(text);
+    return r.ok() ? std::string("accepted") : r.message();
+  };
+  EXPECT_EQ(message(with(totals, "\"list\": 5")), "malformed manifest: 'list' is not an object");
+  EXPECT_EQ(message(with("\"files\": 20\n", "\"files\": \"20\"\n")),
+            "malformed manifest: 'files' is not a number in range");
+  EXPECT_EQ(message(with("\"files\": 20\n", "\"nothing\": 20\n")),
+            "malformed manifest: missing key 'files'");
+  EXPECT_EQ(message(with("\"files\": 20\n", "\"files\": -20\n")),
+            "malformed manifest: 'list' holds a negative total");
+}
+
+// Manifests written before the header had "list" hold their totals only in their list; readers
+// that do not know a key pass over it (what lets format version 1 gain "list").
+TEST_F(StreamedManifest, ReadsAManifestWithoutTotalsOrWithKeysItDoesNotKnow) {
+  Manifest m = Sample(30);
+  std::string text = ManifestToJson(m);
+  size_t at = text.find(" \"list\": {");
+  ASSERT_NE(at, std::string::npos);
+  std::string old = text;
+  old.erase(at, old.find("},\n", at) + 3 - at);
+  ASSERT_EQ(old.find("\"list\""), std::string::npos);
+  ASSERT_TRUE(nlohmann::json::accept(old)) << old.substr(at - 80, 200);
+  for (const std::string& variant :
+       {old, text.substr(0, text.rfind('}')) + ",\n \"zz_later\": {\"files\": [1, {}]}\n}\n"}) {
+    auto parsed = ParseManifest(variant);
+    ASSERT_TRUE(parsed.ok()) << parsed.message();
+    ExpectSame(m, *parsed);
+    const std::string path = Write(variant);
+    for (auto read : {ReadManifestFile(Env::Default(), path, nullptr),
+                      ReadManifestHeader(Env::Default(), path)}) {
+      ASSERT_TRUE(read.ok()) << read.message();
+      EXPECT_EQ(read->listed_files, 30);
+      EXPECT_EQ(read->listed_bytes, m.TotalBytes());
+      EXPECT_EQ(read->id, m.id);
+    }
+  }
 }
 
 TEST_F(StreamedManifest, TheCompactIndexGivesBackEveryEntryAsListed) {
