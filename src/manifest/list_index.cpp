@@ -1,7 +1,9 @@
 #include "manifest/list_index.h"
 
 #include <algorithm>
+#include <cstring>
 #include <functional>
+#include <tuple>
 
 namespace lakevault {
 
@@ -83,6 +85,48 @@ std::optional<ManifestFile> ManifestIndex::Find(const std::string& path) const {
     f.sha256[2 * i + 1] = kHex[it->sha256[i] & 15];
   }
   return f;
+}
+
+Status HeldFilesIndex::Add(Env& env, const std::string& path, const std::string& id) {
+  const uint32_t holder = static_cast<uint32_t>(holders_.size());
+  holders_.push_back(id);
+  sorted_ = false;
+  auto read = ReadManifestFile(env, path, [&](ManifestFile&& f) {
+    if (f.backup != id) return Status::Ok();
+    Record r;
+    if (!f.link.empty() || !DigestBytes(f.sha256, r.sha256)) {
+      irregular_[id + "/" + f.path] = std::move(f.sha256);
+      return Status::Ok();
+    }
+    r.key = PathFingerprint(f.path);
+    r.holder = holder;
+    records_.push_back(r);
+    return Status::Ok();
+  });
+  return read.ok() ? Status::Ok() : Status(read.error());
+}
+
+bool HeldFilesIndex::Holds(const std::string& holder, const std::string& path,
+                           const std::string& sha256) {
+  auto odd = irregular_.find(holder + "/" + path);
+  if (odd != irregular_.end()) return odd->second == sha256;
+  auto which = std::find(holders_.begin(), holders_.end(), holder);
+  if (which == holders_.end()) return false;
+  const uint32_t h = static_cast<uint32_t>(which - holders_.begin());
+  auto order = [](const Record& a, const Record& b) {
+    return std::tie(a.key, a.holder) < std::tie(b.key, b.holder);
+  };
+  if (!sorted_) {
+    std::sort(records_.begin(), records_.end(), order);
+    sorted_ = true;
+  }
+  Record probe;
+  probe.key = PathFingerprint(path);
+  probe.holder = h;
+  auto it = std::lower_bound(records_.begin(), records_.end(), probe, order);
+  if (it == records_.end() || it->key != probe.key || it->holder != h) return false;
+  uint8_t digest[32];
+  return DigestBytes(sha256, digest) && std::memcmp(digest, it->sha256, 32) == 0;
 }
 
 }  // namespace lakevault

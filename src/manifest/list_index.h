@@ -48,4 +48,28 @@ class ManifestIndex {
   std::unordered_map<std::string, ManifestFile> irregular_;
 };
 
+// What the backups of a chain hold themselves: the entries of each one's list whose bytes are
+// in its own archive. An incremental's list names, per file, the backup holding its bytes, and
+// that backup must list the same bytes as its own. The chain's lists held whole, with a map
+// over each, took 1.2 GB for six backups of 300,000 files; a record here is 56 bytes a held file.
+class HeldFilesIndex {
+ public:
+  // Reads the list of backup `id`'s manifest at `path` as a stream, keeping its own entries.
+  Status Add(Env& env, const std::string& path, const std::string& id);
+  // Whether backup `holder` listed `path` as its own with the digest `sha256`.
+  bool Holds(const std::string& holder, const std::string& path, const std::string& sha256);
+
+ private:
+  struct Record {
+    PathKey key;
+    uint32_t holder;
+    uint8_t sha256[32];
+  };
+  std::vector<Record> records_;  // sorted by (key, holder) at the first Holds after an Add
+  bool sorted_ = true;
+  std::vector<std::string> holders_;
+  // Entries of another shape (links, a digest that is not 64 hex digits): holder '/' path.
+  std::unordered_map<std::string, std::string> irregular_;
+};
+
 }  // namespace lakevault

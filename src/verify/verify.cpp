@@ -693,35 +693,42 @@ VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const Catal
     report.Fail(entry.id + ": " + chain.message());
     return report;
   }
-  // Per ancestor, its files by path (a lookup per file: linear scans would be quadratic).
-  std::map<std::string, std::unordered_map<std::string, const ManifestFile*>> held_by;
-  std::map<std::string, Manifest> manifests;
+  // What each link holds itself, as fingerprints; the target's list is then read as a stream
+  // and each file it says an ancestor holds is looked up there.
+  // The ancestors are verified first: the index is not held through their archives' reads.
   for (const CatalogEntry* link : *chain) {
-    auto& files = held_by[link->id];
-    auto loaded = LoadManifestFiles(catalog, *link);
-    if (loaded.ok()) {
-      Manifest& m = manifests[link->id] = std::move(loaded).value();
-      for (const auto& f : m.files) files[f.path] = &f;
-    }
     if (link == &entry) continue;
     VerifyReport ancestor = verify_one(*link);
     for (const auto& p : ancestor.problems)
       report.Fail(entry.id + " needs " + link->id + ", which failed: " + p);
     ancestors.push_back(std::move(ancestor));
   }
-  for (const auto& file : manifests[entry.id].files) {
-    if (file.backup == entry.id) continue;
-    auto it = held_by.find(file.backup);
-    if (it == held_by.end()) {
-      report.Fail(entry.id + ": " + file.path + ": its bytes are said to be in " + file.backup +
-                  ", which is not in this backup's chain");
-      continue;
+  {
+    // Scoped: given back before the tables' logs are replayed below.
+    HeldFilesIndex held;
+    std::set<std::string> in_chain, unreadable;
+    for (const CatalogEntry* link : *chain) {
+      in_chain.insert(link->id);
+      if (link == &entry) continue;
+      Status added = held.Add(env, ManifestSidecarPath(catalog.dir(), link->id), link->id);
+      if (!added.ok()) {
+        unreadable.insert(link->id);
+        report.Fail(entry.id + " needs " + link->id +
+                    ", whose list cannot be read: " + added.message());
+      }
     }
-    auto found = it->second.find(file.path);
-    const ManifestFile* held = found == it->second.end() ? nullptr : found->second;
-    if (held == nullptr || held->backup != file.backup || held->sha256 != file.sha256)
-      report.Fail(entry.id + ": " + file.path + ": " + file.backup +
-                  " does not hold these bytes (checksum differs)");
+    auto read = ReadManifestFile(
+        env, ManifestSidecarPath(catalog.dir(), entry.id), [&](ManifestFile&& file) {
+          if (file.backup == entry.id || unreadable.count(file.backup)) return Status::Ok();
+          if (!in_chain.count(file.backup))
+            report.Fail(entry.id + ": " + file.path + ": its bytes are said to be in " +
+                        file.backup + ", which is not in this backup's chain");
+          else if (!held.Holds(file.backup, file.path, file.sha256))
+            report.Fail(entry.id + ": " + file.path + ": " + file.backup +
+                        " does not hold these bytes (checksum differs)");
+          return Status::Ok();
+        });
+    if (!read.ok()) report.Fail(entry.id + ": " + read.message());
   }
   check_content();
   return report;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 
 #include "archive/archive.h"
 #include "crypto/sha256.h"
@@ -327,6 +328,70 @@ TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
             std::string::npos)
       << problems(missing);
   EXPECT_EQ(missing.problems.size(), 1u) << problems(missing);
+}
+
+// An incremental's list says, per file, which backup of its chain holds the bytes: each such
+// claim is checked against what that backup lists as its own.
+TEST(VerifyChain, EachFileAnAncestorHoldsIsCheckedAgainstThatAncestorsList) {
+  TempDir dir;
+  const std::string full = "backup_20260101_000000", incr = "backup_20260102_000000";
+  auto file = [](const std::string& path, const std::string& content, const std::string& holder) {
+    ManifestFile f;
+    f.path = path;
+    f.size = static_cast<int64_t>(content.size());
+    f.sha256 = Sha256Hex(content);
+    f.backup = holder;
+    return f;
+  };
+  Manifest parent;
+  parent.id = full;
+  parent.archive = full + ".tar.gz";
+  parent.created = "2026-01-01T00:00:00Z";
+  std::vector<std::pair<std::string, std::string>> parent_members;
+  for (int i = 0; i < 50; ++i) {
+    std::string path = "data/lake/t/part-" + std::to_string(i) + ".parquet";
+    parent.files.push_back(file(path, "bytes " + std::to_string(i), full));
+    parent_members.push_back({path, "bytes " + std::to_string(i)});
+  }
+  WriteBackupForTest(dir.path(), parent, parent_members);
+
+  // `changes` edits the incremental's list before it is written.
+  auto verify_incremental = [&](const std::function<void(std::vector<ManifestFile>&)>& changes) {
+    Manifest m;
+    m.id = incr;
+    m.kind = "incremental";
+    m.parent = full;
+    m.archive = incr + ".tar.gz";
+    m.created = "2026-01-02T00:00:00Z";
+    m.files = parent.files;  // every file held by the parent ...
+    m.files.push_back(file("data/lake/t/new.parquet", "new", incr));  // ... and one of its own
+    changes(m.files);
+    WriteBackupForTest(dir.path(), m, {{"data/lake/t/new.parquet", "new"}});
+    auto catalog = Catalog::Load(dir.str());
+    EXPECT_TRUE(catalog.ok()) << catalog.message();
+    auto found = catalog->Find(incr);
+    EXPECT_TRUE(found.ok());
+    VerifyReport r = VerifyBackupWithChain(Env::Default(), *catalog, **found, nullptr);
+    std::vector<std::string> problems = r.problems;
+    std::sort(problems.begin(), problems.end());
+    return problems;
+  };
+
+  EXPECT_EQ(verify_incremental([](std::vector<ManifestFile>&) {}), std::vector<std::string>{});
+  EXPECT_EQ(
+      verify_incremental([](std::vector<ManifestFile>& files) {
+        files[3].sha256 = Sha256Hex("other bytes");
+        files[7].backup = "backup_20251231_000000";
+        files[9].path = "data/lake/t/renamed.parquet";
+      }),
+      (std::vector<std::string>{
+          incr + ": data/lake/t/part-3.parquet: " + full +
+              " does not hold these bytes (checksum differs)",
+          incr + ": data/lake/t/part-7.parquet: its bytes are said to be in "
+                 "backup_20251231_000000, which is not in this backup's chain",
+          incr + ": data/lake/t/renamed.parquet: " + full +
+              " does not hold these bytes (checksum differs)",
+      }));
 }
 
 }  // namespace
