@@ -296,8 +296,15 @@ TEST(Soak, JobsLoopWhileAWriterCommitsWithoutGrowth) {
     }
     EXPECT_LE(last_rss, first_rss * 3 / 2)
         << kind << ": peak RSS grew from " << first_rss << " KiB to " << last_rss << " KiB";
-    EXPECT_LE(last_fds, first_fds + 2)
-        << kind << ": open descriptors grew from " << first_fds << " to " << last_fds;
+    // A command of a few milliseconds is sampled only a few times (every 5 ms), so the most
+    // descriptors seen in three runs can miss its true peak: the last runs are compared with the
+    // most seen in all the runs before them, which a real leak (more with every run) still
+    // exceeds.
+    int earlier_fds = 0;
+    for (size_t k = 0; k + window < runs.size(); ++k)
+      earlier_fds = std::max(earlier_fds, runs[k].fds);
+    EXPECT_LE(last_fds, earlier_fds + 2)
+        << kind << ": open descriptors grew from " << earlier_fds << " to " << last_fds;
     summary += fmt::format(" [{}: {} runs, RSS {}->{} KiB (peak {}), fds {}->{}]", kind, all.size(),
                            first_rss, last_rss, peak_rss, first_fds, last_fds);
   }
