@@ -1,6 +1,8 @@
 #include "backup/planned_files.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -35,6 +37,10 @@ PlannedFiles::Pieces PlannedFiles::PathOf(const Entry& e) const {
 }
 
 PlannedFile PlannedFiles::operator[](size_t i) const {
+  if (spilled_) {
+    std::fprintf(stderr, "lakevault: internal error: a spilled plan was read by index\n");
+    std::abort();
+  }
   const Entry& e = entries_[i];
   PlannedFile f;
   Pieces p = PathOf(e);

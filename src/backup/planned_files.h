@@ -48,7 +48,7 @@ class PlannedFiles {
 
   size_t size() const { return spilled_ ? spilled_count_ : entries_.size(); }
   bool empty() const { return size() == 0; }
-  // Not once spilled: see ForEach.
+  // Not once spilled (a programming error: it aborts rather than give nothing): see ForEach.
   PlannedFile operator[](size_t i) const;
   // The sum of the files' sizes, without building a PlannedFile for each.
   int64_t Bytes() const;
@@ -68,7 +68,7 @@ class PlannedFiles {
 
   using Iterator = IndexIterator<PlannedFiles, PlannedFile>;
   Iterator begin() const { return {this, 0}; }
-  Iterator end() const { return {this, entries_.size()}; }
+  Iterator end() const { return {this, size()}; }
 
   // Building. Appends `file`, its path copied into the blocks.
   void Add(const PlannedFile& file);

@@ -132,6 +132,8 @@ TEST(PlannedFiles, SpilledFilesAreReadBackInOrderWithEveryField) {
   EXPECT_TRUE(files.listed().empty());  // the snapshot's paths were given back
   EXPECT_EQ(files.size(), count);
   EXPECT_EQ(files.Bytes(), bytes);
+  // By index it would give nothing true: reading so is a programming error, and loud.
+  EXPECT_DEATH(files[0], "a spilled plan was read by index");
   // Read twice (the free-space estimate and the write each read the list once).
   for (int pass = 0; pass < 2; ++pass) {
     EXPECT_EQ(Visited(files, &status), before);
