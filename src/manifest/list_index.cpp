@@ -108,8 +108,11 @@ Status HeldFilesIndex::Add(Env& env, const std::string& path, const std::string&
 
 bool HeldFilesIndex::Holds(const std::string& holder, const std::string& path,
                            const std::string& sha256) {
-  auto odd = irregular_.find(holder + "/" + path);
-  if (odd != irregular_.end()) return odd->second == sha256;
+  // Links are rare: no key is built for the common lookup.
+  if (!irregular_.empty()) {
+    auto odd = irregular_.find(holder + "/" + path);
+    if (odd != irregular_.end()) return odd->second == sha256;
+  }
   auto which = std::find(holders_.begin(), holders_.end(), holder);
   if (which == holders_.end()) return false;
   const uint32_t h = static_cast<uint32_t>(which - holders_.begin());
