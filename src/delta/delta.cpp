@@ -1035,7 +1035,6 @@ LiveFile FileList::operator[](size_t i) const {
   f.size = p.size;
   if (p.num_records != kNoRecords) f.num_records = p.num_records;
   if (p.dv != kNoDv) f.dv = dvs_[p.dv].get();
-  f.version = p.version;
   return f;
 }
 
@@ -1061,7 +1060,6 @@ FileList::Packed FileList::Pack(const FileAction& f) {
     p.dv = static_cast<uint32_t>(dvs_.size());
     dvs_.push_back(f.dv);
   }
-  p.version = f.version;
   return p;
 }
 

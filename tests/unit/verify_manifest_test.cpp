@@ -8,6 +8,7 @@
 
 #include "archive/archive.h"
 #include "crypto/sha256.h"
+#include "delta/delta.h"
 #include "manifest/catalog.h"
 #include "manifest/manifest.h"
 #include "support/test_util.h"
@@ -330,6 +331,79 @@ TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
   EXPECT_EQ(missing.problems.size(), 1u) << problems(missing);
 }
 
+// The files a version needs are marked as the list is read: data files and deletion vector
+// files, each under its own table's folder only, and a file the backup names as missing (gone
+// while it was taken) is not reported again.
+TEST(VerifyTableContent, EveryNeededFileIsLookedForUnderItsOwnTable) {
+  TempDir dir;
+  const std::string id = "backup_20260101_000000";
+  const std::string dv_inline = "ab^-aqEH.-t@S}K{vb[*k^";
+  auto dv_file = delta::DeletionVectorFile("u", dv_inline);
+  ASSERT_TRUE(dv_file.ok()) << dv_file.message();
+  auto add = [](const std::string& path, const std::string& extra) {
+    return "{\"add\":{\"path\":\"" + path +
+           "\",\"size\":3,\"modificationTime\":1,\"dataChange\":true" + extra + "}}\n";
+  };
+  const std::string header =
+      "{\"protocol\":{\"minReaderVersion\":1,\"minWriterVersion\":2}}\n"
+      "{\"metaData\":{\"id\":\"x\",\"format\":{\"provider\":\"parquet\",\"options\":{}},"
+      "\"schemaString\":\"{\\\"type\\\":\\\"struct\\\",\\\"fields\\\":[]}\","
+      "\"partitionColumns\":[],\"configuration\":{}}}\n";
+  // t needs a.parquet (with a deletion vector), b.parquet and c.parquet; u needs b.parquet.
+  const std::string dv = ",\"deletionVector\":{\"storageType\":\"u\",\"pathOrInlineDv\":\"" +
+                         dv_inline + "\",\"offset\":1,\"sizeInBytes\":10,\"cardinality\":1}";
+  const std::string t_commit =
+      header + add("a.parquet", dv) + add("b.parquet", "") + add("c.parquet", "");
+  const std::string u_commit = header + add("b.parquet", "");
+  const std::string log = "/_delta_log/00000000000000000000.json";
+  auto make = [&](const std::vector<std::string>& t_files,
+                  const std::vector<std::string>& missing) {
+    Manifest m;
+    m.id = id;
+    m.archive = id + ".tar.gz";
+    m.created = "2026-01-01T00:00:00Z";
+    m.tables.push_back({"t", "data/lake/t", 0, std::nullopt, 0, 0});
+    m.tables.push_back({"u", "data/lake/u", 0, std::nullopt, 0, 0});
+    m.missing = missing;
+    std::vector<std::pair<std::string, std::string>> members = {{"data/lake/t" + log, t_commit},
+                                                                {"data/lake/u" + log, u_commit},
+                                                                {"data/lake/u/b.parquet", "bbb"}};
+    for (const auto& f : t_files) members.push_back({"data/lake/t/" + f, "xyz"});
+    std::sort(members.begin(), members.end());
+    for (const auto& [path, content] : members) {
+      ManifestFile f;
+      f.path = path;
+      f.size = static_cast<int64_t>(content.size());
+      f.sha256 = Sha256Hex(content);
+      f.backup = id;
+      m.files.push_back(f);
+    }
+    WriteBackupForTest(dir.path(), m, members);
+    auto catalog = Catalog::Load(dir.str());
+    EXPECT_TRUE(catalog.ok());
+    VerifyReport r =
+        VerifyBackupWithChain(Env::Default(), *catalog, catalog->entries().at(0), nullptr);
+    std::string all;
+    for (const auto& p : r.problems) all += p + "\n";
+    return all;
+  };
+  auto not_in_backup = [](const std::string& rel) {
+    return ": table t: " + rel + " (needed by version 0) is not in the backup";
+  };
+
+  EXPECT_EQ(make({"a.parquet", "b.parquet", "c.parquet", *dv_file}, {}), "");
+
+  // b.parquet is u's, not t's; the deletion vector file is not there at all.
+  std::string problems = make({"a.parquet", "c.parquet"}, {});
+  EXPECT_NE(problems.find(not_in_backup("b.parquet")), std::string::npos) << problems;
+  EXPECT_NE(problems.find(not_in_backup(*dv_file)), std::string::npos) << problems;
+  EXPECT_EQ(std::count(problems.begin(), problems.end(), '\n'), 2) << problems;
+
+  // Named as missing by the backup itself: not reported by this check.
+  problems = make({"a.parquet", "c.parquet", *dv_file}, {"data/lake/t/b.parquet"});
+  EXPECT_EQ(problems.find("is not in the backup"), std::string::npos) << problems;
+}
+
 // An incremental's list says, per file, which backup of its chain holds the bytes: each such
 // claim is checked against what that backup lists as its own.
 TEST(VerifyChain, EachFileAnAncestorHoldsIsCheckedAgainstThatAncestorsList) {
@@ -378,20 +452,19 @@ TEST(VerifyChain, EachFileAnAncestorHoldsIsCheckedAgainstThatAncestorsList) {
   };
 
   EXPECT_EQ(verify_incremental([](std::vector<ManifestFile>&) {}), std::vector<std::string>{});
-  EXPECT_EQ(
-      verify_incremental([](std::vector<ManifestFile>& files) {
-        files[3].sha256 = Sha256Hex("other bytes");
-        files[7].backup = "backup_20251231_000000";
-        files[9].path = "data/lake/t/renamed.parquet";
-      }),
-      (std::vector<std::string>{
-          incr + ": data/lake/t/part-3.parquet: " + full +
-              " does not hold these bytes (checksum differs)",
-          incr + ": data/lake/t/part-7.parquet: its bytes are said to be in "
-                 "backup_20251231_000000, which is not in this backup's chain",
-          incr + ": data/lake/t/renamed.parquet: " + full +
-              " does not hold these bytes (checksum differs)",
-      }));
+  EXPECT_EQ(verify_incremental([](std::vector<ManifestFile>& files) {
+              files[3].sha256 = Sha256Hex("other bytes");
+              files[7].backup = "backup_20251231_000000";
+              files[9].path = "data/lake/t/renamed.parquet";
+            }),
+            (std::vector<std::string>{
+                incr + ": data/lake/t/part-3.parquet: " + full +
+                    " does not hold these bytes (checksum differs)",
+                incr + ": data/lake/t/part-7.parquet: its bytes are said to be in "
+                       "backup_20251231_000000, which is not in this backup's chain",
+                incr + ": data/lake/t/renamed.parquet: " + full +
+                    " does not hold these bytes (checksum differs)",
+            }));
 }
 
 }  // namespace
