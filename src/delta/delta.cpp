@@ -342,7 +342,7 @@ class LiveSet {
       files_.Set(slot, std::move(f));
     }
     index_[bucket] = slot;
-    if (++used_ * 2 > index_.size()) Grow();
+    if (++used_ * 4 > index_.size() * 3) Grow();
   }
 
   void Remove(const FileAction& f) {
@@ -423,8 +423,9 @@ class LiveSet {
   }
 
   List files_;
-  // Slots by hash: open addressing, linear probing, at most half full. 4 to 8 bytes a file,
-  // where a node-based set took about 40.
+  // Slots by hash: open addressing, linear probing, at most three quarters full: 5.3 to 10.7
+  // bytes a file, where a node-based set took about 40. (Half full, the index of 300,000 files
+  // was 4 MiB of a replay's peak.)
   std::vector<uint32_t> index_;
   size_t used_ = 0;
   std::vector<uint32_t> free_;  // slots of removed files, for the next adds
