@@ -135,30 +135,43 @@ bool CheckReport::healthy() const {
   return !tables.empty();
 }
 
-TableHealth CheckTable(Env& env, const std::string& table_dir, const std::string& name) {
+TableHealth CheckTable(Env& env, const std::string& table_dir, const std::string& name,
+                       size_t max_replay_bytes) {
   TableHealth h;
   h.name = name;
   h.path = table_dir;
+  Tally t;
+  bool whole = true;  // one replay held the whole table
   // Paths, sizes and row counts are all a check reads of the actions.
-  auto snap = delta::LoadSnapshot(env, table_dir, std::nullopt, {.keep_actions = false});
-  if (!snap.ok()) {
-    h.unreadable.push_back(snap.message());
+  Status read = delta::ForEachSnapshotShare(
+      env, table_dir, std::nullopt, max_replay_bytes,
+      [&](delta::Snapshot& snap, uint32_t, uint32_t parts) -> Status {
+        whole = parts == 1;
+        h.version = snap.version;
+        h.checkpoint_version = snap.checkpoint_version;
+        h.warnings = std::move(snap.warnings);
+        for (auto& p : snap.AbsolutePaths()) h.absolute_paths.push_back(std::move(p));
+        const delta::FileList& files = snap.light_files;
+        h.live_files += static_cast<int64_t>(files.size());
+        t.Join(CheckFiles(env, table_dir, files));
+        for (const delta::LiveFile f : files)
+          if (f.dv && f.dv->storage_type == "u" && !fs::exists(fs::path(table_dir) / f.dv->file))
+            t.missing_files.push_back(f.dv->file);
+        return Status::Ok();
+      });
+  if (!read.ok()) {
+    h.unreadable.push_back(read.message());
     return h;
   }
-  h.version = snap->version;
-  h.checkpoint_version = snap->checkpoint_version;
-  h.warnings = snap->warnings;
-  h.absolute_paths = snap->AbsolutePaths();
-  const delta::FileList& files = snap->light_files;
-  h.live_files = static_cast<int64_t>(files.size());
-  Tally t = CheckFiles(env, table_dir, files);
+  if (!whole) {
+    // Shares come in hash order: the lists are given in path order, as from one replay.
+    for (auto* list : {&t.missing_files, &t.size_mismatches, &t.unreadable, &h.absolute_paths})
+      std::sort(list->begin(), list->end());
+  }
   h.bytes = t.bytes;
   h.missing_files = std::move(t.missing_files);
   h.size_mismatches = std::move(t.size_mismatches);
   h.unreadable = std::move(t.unreadable);
-  for (const delta::LiveFile f : files)
-    if (f.dv && f.dv->storage_type == "u" && !fs::exists(fs::path(table_dir) / f.dv->file))
-      h.missing_files.push_back(f.dv->file);
   if (t.stats_complete) {
     h.rows = t.rows_stats;
     h.rows_source = "stats";

@@ -245,6 +245,18 @@ size_t HashFile(const FileKey& f) {
   return h;
 }
 
+// Which of `parts` (a power of two) shares a path falls in. The hash is mixed first: a replay's
+// index takes the low bits of the path's plain hash, and a share's files must not all share them.
+uint32_t ShareOf(std::string_view path, uint32_t parts) {
+  uint64_t h = std::hash<std::string_view>()(path);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h & (parts - 1));
+}
+
 // Snapshot order: by path, then by deletion vector as the key strings sort.
 bool FileBefore(const FileKey& a, const FileKey& b) {
   int c = a.path.compare(b.path);
@@ -312,6 +324,7 @@ class PackedList {
   void Resize(size_t n) { files_.Resize(n); }
   void Permute(std::vector<uint32_t>& order) { files_.Permute(order); }
   void Repack() { files_.Repack(); }
+  size_t MemoryBytes() const { return files_.MemoryBytes(); }
 
  private:
   FileList& files_;
@@ -363,6 +376,11 @@ class LiveSet {
     --used_;
     files_.Clear(slot);  // the slot is taken by a later add
     free_.push_back(slot);
+  }
+
+  // What the set holds: its files and its index.
+  size_t MemoryBytes() const {
+    return files_.MemoryBytes() + (index_.capacity() + free_.capacity()) * sizeof(uint32_t);
   }
 
   // Leaves the files sorted in snapshot order, the free slots gone.
@@ -443,18 +461,27 @@ struct Replay {
   std::map<std::string, FileAction> tombstones;
   std::set<std::string> unknown;
   StatsReader stats;
+  // A light replay keeps the files of share `part` of `parts` only (SnapshotOptions), and, when
+  // max_bytes is set, stops taking files once they hold more: `over` then tells the caller.
+  uint32_t part = 0;
+  uint32_t parts = 1;
+  size_t max_bytes = 0;
+  bool over = false;
 
   void ApplyFile(FileKind kind, FileAction f, bool from_checkpoint) {
     if (kind == FileKind::kCdc) {
       if (!f.absolute) snap.cdc_files.push_back(f.path);
       return;
     }
+    if (!keep_actions && (over || (parts > 1 && ShareOf(f.path, parts) != part))) return;
     if (kind == FileKind::kAdd) {
       if (!tombstones.empty()) tombstones.erase(Key(f));
-      if (keep_actions)
+      if (keep_actions) {
         live.Add(std::move(f));
-      else
+      } else {
         light.Add(std::move(f));
+        if (max_bytes > 0 && light.MemoryBytes() > max_bytes) over = true;
+      }
     } else {
       if (!from_checkpoint) {
         if (keep_actions)
@@ -675,7 +702,7 @@ Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<Lo
             if (!p.file->ok()) return Error(path + ": " + p.file->message());
             if (p.stats) (*p.file)->num_records = replay.stats.NumRecords(*p.stats);
             replay.ApplyFile(p.kind, std::move(**p.file), true);
-            return Status::Ok();
+            return replay.over ? Status(Error("stopped: over its memory bound")) : Status::Ok();
           }
           const nlohmann::json& a = p.row;
           Status st = replay.Apply(a, f.version, true);
@@ -696,7 +723,8 @@ Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<Lo
                       (*side_action.file)->num_records =
                           replay.stats.NumRecords(*side_action.stats);
                     replay.ApplyFile(side_action.kind, std::move(**side_action.file), true);
-                    return Status::Ok();
+                    return replay.over ? Status(Error("stopped: over its memory bound"))
+                                       : Status::Ok();
                   }
                   Status sst = replay.Apply(side_action.row, f.version, true);
                   if (!sst.ok()) return Error(side + ": " + sst.message());
@@ -1039,6 +1067,13 @@ LiveFile FileList::operator[](size_t i) const {
   return f;
 }
 
+size_t FileList::MemoryBytes() const {
+  // Paths by the bytes stored in their blocks, not the blocks' capacity: a block's pages are
+  // touched as it fills, and a bound of a few files must be measurable.
+  constexpr size_t kDvBytes = sizeof(std::shared_ptr<DeletionVector>) + sizeof(DeletionVector) + 64;
+  return live_bytes_ + dead_bytes_ + files_.size() * sizeof(Packed) + dvs_.size() * kDvBytes;
+}
+
 uint64_t FileList::Store(std::string_view path) {
   if (blocks_.empty() || blocks_.back().capacity() - blocks_.back().size() < path.size()) {
     blocks_.emplace_back().reserve(std::max(kBlock, path.size()));
@@ -1159,9 +1194,14 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
   return LoadSnapshot(env, table_dir, log, version, options);
 }
 
-Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
-                              const std::vector<LogFile>& log, std::optional<int64_t> version,
-                              const SnapshotOptions& options) {
+namespace {
+
+// LoadSnapshot with a bound: a light replay whose files outgrow `max_bytes` (0: none) is given
+// up, and `*over` set.
+Result<Snapshot> LoadSnapshotBounded(Env& env, const std::string& table_dir,
+                                     const std::vector<LogFile>& log,
+                                     std::optional<int64_t> version, const SnapshotOptions& options,
+                                     size_t max_bytes, bool* over) {
   std::string log_dir = table_dir + "/_delta_log";
   int64_t latest = LatestVersion(log);
   if (latest < 0) return Error(table_dir + ": the Delta log has no commits");
@@ -1210,6 +1250,7 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
       if (!r.keep_actions) {
         Status st = ReplayCommitFast(fast, text, v, r);
         if (!st.ok()) return Error(path + ": " + st.message());
+        if (r.over) return Error("stopped: over its memory bound");
         continue;
       }
       auto actions = ParseActions(text);
@@ -1225,7 +1266,17 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
   auto new_replay = [&] {
     auto r = std::make_unique<Replay>();
     r->keep_actions = options.keep_actions;
+    if (!options.keep_actions) {
+      r->part = options.part;
+      r->parts = options.parts;
+      r->max_bytes = max_bytes;
+    }
     return r;
+  };
+  // A replay stopped at its bound is not a damaged checkpoint: no other is tried.
+  auto stopped = [&](const Replay& r) {
+    if (r.over && over) *over = true;
+    return r.over;
   };
   std::unique_ptr<Replay> done;
   std::string first_error;
@@ -1233,6 +1284,7 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     auto r = new_replay();
     Status st = ReadCheckpoint(env, log_dir, cp, *r);
     if (st.ok()) st = replay_commits(*r, cp.front().version + 1);
+    if (stopped(*r)) return Error(table_dir + ": the replay outgrew its memory bound");
     if (st.ok()) {
       r->snap.checkpoint_version = cp.front().version;
       for (const auto& f : cp)
@@ -1250,6 +1302,7 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
                                                 ": commit 0 is missing and no usable "
                                                 "checkpoint covers version " +
                                                 std::to_string(target)));
+    if (stopped(*r)) return Error(table_dir + ": the replay outgrew its memory bound");
     if (!st.ok()) return first_error.empty() ? st.error() : Error(first_error);
     done = std::move(r);
   }
@@ -1273,6 +1326,41 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
     return Error(table_dir + ": no metaData action up to version " + std::to_string(target));
   }
   return snap;
+}
+
+}  // namespace
+
+Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
+                              const std::vector<LogFile>& log, std::optional<int64_t> version,
+                              const SnapshotOptions& options) {
+  return LoadSnapshotBounded(env, table_dir, log, version, options, 0, nullptr);
+}
+
+Status ForEachSnapshotShare(
+    Env& env, const std::string& table_dir, std::optional<int64_t> version, size_t max_bytes,
+    const std::function<Status(Snapshot& share, uint32_t part, uint32_t parts)>& each) {
+  // Listed once: every share is replayed from the same log, so at the same version even while
+  // a writer commits.
+  LV_ASSIGN_OR_RETURN(auto log, ListLog(table_dir));
+  // Past this a share's bound is dropped: a share of one file cannot be split further.
+  constexpr uint32_t kMostParts = 1u << 16;
+  std::vector<std::pair<uint32_t, uint32_t>> todo{{0, 1}};  // (part, parts), the next last
+  while (!todo.empty()) {
+    auto [part, parts] = todo.back();
+    todo.pop_back();
+    bool over = false;
+    auto snap = LoadSnapshotBounded(env, table_dir, log, version,
+                                    {.keep_actions = false, .part = part, .parts = parts},
+                                    parts < kMostParts ? max_bytes : 0, &over);
+    if (over) {
+      todo.emplace_back(part + parts, parts * 2);
+      todo.emplace_back(part, parts * 2);
+      continue;
+    }
+    if (!snap.ok()) return snap.status();
+    LV_RETURN_IF_ERROR(each(*snap, part, parts));
+  }
+  return Status::Ok();
 }
 
 }  // namespace lakevault::delta

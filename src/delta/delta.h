@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -120,6 +121,8 @@ class FileList {
   // Copies the paths into fresh blocks, in list order, when removed files left more bytes unused
   // in the blocks than live paths take.
   void Repack();
+  // The bytes the list holds: its path blocks, entries and deletion vectors.
+  size_t MemoryBytes() const;
 
  private:
   static constexpr uint32_t kNoDv = UINT32_MAX;
@@ -182,6 +185,11 @@ struct SnapshotOptions {
   // sizes, row counts, deletion vectors; no partition values) and no tombstones. None of them
   // reads those, and at that size each is a large part of the memory.
   bool keep_actions = true;
+  // Light snapshots only: keeps the live files whose path falls in share `part` of `parts` (a
+  // power of two) by a hash of the path, every action of a path landing in the same share. A
+  // table too big to hold at once is so read in several replays: see ForEachSnapshotShare.
+  uint32_t part = 0;
+  uint32_t parts = 1;
 };
 
 // Resolves the snapshot at `version` (latest when nullopt). An unreadable entry that the
@@ -192,6 +200,18 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
 Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
                               const std::vector<LogFile>& log, std::optional<int64_t> version,
                               const SnapshotOptions& options = {});
+
+// Replays the table's log at `version` (latest when nullopt) into light snapshots, each holding
+// at most about `max_bytes` of live files, and calls `each` with every one in turn: the whole
+// table when it fits, else disjoint shares of its files (by a hash of the path) that together
+// are all of them, each from a replay of its own. A share whose replay outgrows `max_bytes` is
+// stopped there and split in two. So a table of any size is read in bounded memory, at the cost
+// of one replay of the log per share, plus the part of one for each split. The snapshot `each`
+// gets holds its share's files, sorted by path; its other fields are the whole table's. `each`
+// may move from its snapshot; an error from it stops the walk and is returned.
+Status ForEachSnapshotShare(
+    Env& env, const std::string& table_dir, std::optional<int64_t> version, size_t max_bytes,
+    const std::function<Status(Snapshot& share, uint32_t part, uint32_t parts)>& each);
 
 // Parses a JSON commit (newline-delimited actions). Blank lines are skipped; any malformed line
 // is an error naming its line number. Exposed for tests and fuzzing.

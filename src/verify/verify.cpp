@@ -178,7 +178,7 @@ class NeededFiles {
 // files its version needs the backup holds.
 void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::string& manifest_path,
                                const std::vector<const VerifyReport*>& holders,
-                               VerifyReport& report) {
+                               size_t max_replay_bytes, VerifyReport& report) {
   struct TableCheck {
     const ManifestTable* table;
     std::string prefix;      // "<table path>/"
@@ -236,43 +236,56 @@ void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::stri
     // The archives' read buffers and the chain index are freed by now; handing their pages back
     // before the replay, the largest step at many files, keeps them out of the peak.
     ::malloc_trim(0);
-    auto snap = delta::LoadSnapshot(Env::Default(), *c.scratch + "/t", std::nullopt,
-                                    {.keep_actions = false});
-    if (!snap.ok()) {
+    // A table too big to replay at once is checked in shares of its files, a replay each, and
+    // the list read once per share to mark what the share needs.
+    int64_t version = -1;
+    std::optional<int64_t> rows = 0;
+    bool list_read = true;
+    Status replayed = delta::ForEachSnapshotShare(
+        Env::Default(), *c.scratch + "/t", std::nullopt, max_replay_bytes,
+        [&](delta::Snapshot& snap, uint32_t, uint32_t) -> Status {
+          version = snap.version;
+          auto share_rows = snap.RowsFromStats();
+          rows = rows && share_rows ? std::optional(*rows + *share_rows) : std::nullopt;
+          // Every file the version needs (as Snapshot::RequiredFiles, without a list of them).
+          // A file the backup names as missing (gone while it was taken) is not reported again.
+          NeededFiles needed(snap.light_files);
+          auto mark = [&](const std::string& path) {
+            if (path.compare(0, c.prefix.size(), c.prefix) == 0)
+              needed.Mark(std::string_view(path).substr(c.prefix.size()));
+          };
+          for (const auto& m : header.missing) mark(m);
+          auto marked = ReadManifestFile(env, manifest_path, [&](ManifestFile&& f) {
+            mark(f.path);
+            return Status::Ok();
+          });
+          if (!marked.ok()) {
+            list_read = false;
+            return marked.status();
+          }
+          needed.ForEachMissing([&](std::string_view rel) {
+            report.Fail(header.id + ": table " + table.name + ": " + std::string(rel) +
+                        " (needed by version " + std::to_string(snap.version) +
+                        ") is not in the backup");
+          });
+          return Status::Ok();
+        });
+    if (!list_read) {
+      report.Fail(header.id + ": " + replayed.message());
+      return;
+    }
+    if (!replayed.ok()) {
       report.Fail(header.id + ": table " + table.name +
-                  ": the backed-up log is unreadable: " + snap.message());
+                  ": the backed-up log is unreadable: " + replayed.message());
       continue;
     }
-    if (snap->version != table.version)
+    if (version != table.version)
       report.Fail(header.id + ": table " + table.name + ": the backed-up log ends at version " +
-                  std::to_string(snap->version) + ", the manifest says " +
-                  std::to_string(table.version));
-    auto rows = snap->RowsFromStats();
+                  std::to_string(version) + ", the manifest says " + std::to_string(table.version));
     if (rows && table.rows && *rows != *table.rows)
       report.Fail(header.id + ": table " + table.name + ": the backed-up log holds " +
                   std::to_string(*rows) + " rows, the manifest says " +
                   std::to_string(*table.rows));
-    // Every file the version needs (as Snapshot::RequiredFiles, without a list of them). A file
-    // the backup names as missing (gone while it was taken) is not reported again.
-    NeededFiles needed(snap->light_files);
-    auto mark = [&](const std::string& path) {
-      if (path.compare(0, c.prefix.size(), c.prefix) == 0)
-        needed.Mark(std::string_view(path).substr(c.prefix.size()));
-    };
-    for (const auto& m : header.missing) mark(m);
-    auto marked = ReadManifestFile(env, manifest_path, [&](ManifestFile&& f) {
-      mark(f.path);
-      return Status::Ok();
-    });
-    if (!marked.ok()) {
-      report.Fail(header.id + ": " + marked.message());
-      return;
-    }
-    needed.ForEachMissing([&](std::string_view rel) {
-      report.Fail(header.id + ": table " + table.name + ": " + std::string(rel) +
-                  " (needed by version " + std::to_string(snap->version) +
-                  ") is not in the backup");
-    });
   }
 }
 
@@ -723,7 +736,8 @@ VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& 
 namespace lakevault {
 
 VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const CatalogEntry& entry,
-                                   std::map<std::string, VerifyReport>* cache) {
+                                   std::map<std::string, VerifyReport>* cache,
+                                   size_t max_replay_bytes) {
   auto verify_one = [&](const CatalogEntry& e) -> VerifyReport {
     if (cache) {
       auto it = cache->find(e.id);
@@ -742,7 +756,7 @@ VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const Catal
     std::vector<const VerifyReport*> holders = {&report};
     for (const auto& a : ancestors) holders.push_back(&a);
     CheckTablesAgainstContent(env, *entry.manifest, ManifestSidecarPath(catalog.dir(), entry.id),
-                              holders, report);
+                              holders, max_replay_bytes, report);
   };
   if (entry.manifest->kind == "full") {
     check_content();

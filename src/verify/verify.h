@@ -59,10 +59,16 @@ VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& 
 
 namespace lakevault {
 
+// What the replay of each table's log, as the backup holds it, may hold of its live files at
+// once: less than check's (kCheckReplayBytes), as the archives' read leaves more of the heap in
+// use. A bigger table is checked in shares (delta::ForEachSnapshotShare), a replay each.
+inline constexpr size_t kVerifyReplayBytes = size_t{32} << 20;
+
 // Verifies `entry` and, for an incremental, every backup of its chain, and that each file the
 // manifest attributes to an ancestor is listed there with the same checksum. `cache` (by id)
 // spares re-reading an ancestor shared by several backups verified in one run.
 VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const CatalogEntry& entry,
-                                   std::map<std::string, VerifyReport>* cache);
+                                   std::map<std::string, VerifyReport>* cache,
+                                   size_t max_replay_bytes = kVerifyReplayBytes);
 
 }  // namespace lakevault

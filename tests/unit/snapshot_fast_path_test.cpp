@@ -311,3 +311,125 @@ TEST(SnapshotFastPath, StreamedCheckpointRowsEqualTheRowsReadWhole) {
   }
   EXPECT_GE(checkpoints, 10);
 }
+
+namespace {
+
+// A light snapshot's files by path, with what a reader of one takes from each.
+struct Seen {
+  int64_t size;
+  std::optional<int64_t> rows;
+  std::string dv_file;
+};
+std::map<std::string, Seen> FilesOf(const delta::FileList& files) {
+  std::map<std::string, Seen> out;
+  for (const delta::LiveFile f : files)
+    out[std::string(f.path) + (f.dv ? "#" + f.dv->path_or_inline : "")] = {f.size, f.num_records,
+                                                                           f.dv ? f.dv->file : ""};
+  return out;
+}
+
+bool operator==(const Seen& a, const Seen& b) {
+  return a.size == b.size && a.rows == b.rows && a.dv_file == b.dv_file;
+}
+
+// Reads `table` in shares of at most `max_bytes` and checks them against one light replay: the
+// shares are disjoint, together the whole list, each sorted and within its bound, and each
+// carries the table's version. Returns how many shares there were.
+int ExpectSharesMakeTheSnapshot(const fs::path& table, size_t max_bytes) {
+  auto whole = delta::LoadSnapshot(Env::Default(), table.string(), std::nullopt, kFast);
+  std::map<std::string, Seen> joined;
+  int shares = 0;
+  Status st = delta::ForEachSnapshotShare(
+      Env::Default(), table.string(), std::nullopt, max_bytes,
+      [&](delta::Snapshot& share, uint32_t part, uint32_t parts) -> Status {
+        ++shares;
+        if (!whole.ok()) {
+          ADD_FAILURE() << "a share of a table that does not load: " << whole.message();
+          return Status::Ok();
+        }
+        EXPECT_LT(part, parts);
+        EXPECT_EQ(share.version, whole->version);
+        EXPECT_EQ(share.checkpoint_version, whole->checkpoint_version);
+        EXPECT_EQ(share.warnings, whole->warnings);
+        const auto& files = share.light_files;
+        // A share is bounded unless it is one that could not be split further (a single file).
+        if (files.size() > 1) EXPECT_LE(files.MemoryBytes(), max_bytes);
+        for (size_t i = 1; i < files.size(); ++i) EXPECT_LE(files[i - 1].path, files[i].path);
+        for (auto& [key, seen] : FilesOf(files))
+          EXPECT_TRUE(joined.emplace(key, seen).second) << key << " is in two shares";
+        return Status::Ok();
+      });
+  if (!whole.ok()) {
+    EXPECT_FALSE(st.ok());
+    if (!st.ok()) EXPECT_EQ(st.message(), whole.message());
+    return shares;
+  }
+  EXPECT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(joined, FilesOf(whole->light_files));
+  return shares;
+}
+
+}  // namespace
+
+// A table too big for a replay's bound is read in shares of its files, one replay each.
+TEST(SnapshotShares, TogetherTheSharesAreTheSnapshotEachWithinItsBound) {
+  lt::TempDir tmp;
+  fs::path table = tmp.path() / "t";
+  GeneratedTable g = Generate(table, 50, 100);  // 5,000 files; about 60 bytes each held
+  auto whole = delta::LoadSnapshot(Env::Default(), table.string(), std::nullopt, kFast);
+  ASSERT_TRUE(whole.ok()) << whole.message();
+  size_t bytes = whole->light_files.MemoryBytes();
+  EXPECT_EQ(ExpectSharesMakeTheSnapshot(table, bytes * 2), 1);
+  int quarters = ExpectSharesMakeTheSnapshot(table, bytes / 4);
+  EXPECT_GE(quarters, 5);
+  EXPECT_LE(quarters, 16);
+  EXPECT_GE(ExpectSharesMakeTheSnapshot(table, bytes / 50), 64);
+  // A bound below one file's: every share splits down to single files, and still all are there.
+  lt::TempDir tiny;
+  Generate(tiny.path() / "t", 1, 3);
+  EXPECT_GE(ExpectSharesMakeTheSnapshot(tiny.path() / "t", 1), 4);
+  (void)g;
+}
+
+// Checkpoints (classic, multi-part, v2 with sidecars), deletion vectors and unreadable tables:
+// shares of a few files each give what one replay gives, and its error when it fails.
+TEST(SnapshotShares, EveryCorpusTableReadInSharesIsTheWholeTable) {
+  int split = 0;
+  for (auto& e : fs::directory_iterator(lt::CorpusDir())) {
+    if (!delta::IsTable(e.path().string())) continue;
+    SCOPED_TRACE(e.path().filename().string());
+    if (ExpectSharesMakeTheSnapshot(e.path(), 400) > 1) ++split;
+  }
+  EXPECT_GE(split, 20);
+}
+
+// A check in shares reports what a check in one replay reports, in the same order.
+TEST(SnapshotShares, ACheckInSharesFindsWhatOneReplayFinds) {
+  lt::TempDir tmp;
+  fs::path table = tmp.path() / "t";
+  GeneratedTable g = Generate(table, 20, 100);
+  fs::remove(table / "_delta_log" / "00000000000000000021.json");  // the odd commit
+  int n = 0;
+  for (const auto& [path, size] : g.sizes) {
+    if (path.rfind("d=x/", 0) == 0) continue;
+    // Every 97th file missing, every 89th a byte short.
+    if (++n % 97 == 0) continue;
+    fs::create_directories((table / path).parent_path());
+    std::ofstream(table / path).close();
+    fs::resize_file(table / path, n % 89 == 0 ? size - 1 : size);
+  }
+  TableHealth one = CheckTable(Env::Default(), table.string(), "t");
+  TableHealth shares = CheckTable(Env::Default(), table.string(), "t", 8 << 10);
+  EXPECT_EQ(one.live_files, 2000 - 2);  // two removes
+  EXPECT_EQ(shares.live_files, one.live_files);
+  EXPECT_EQ(shares.version, one.version);
+  EXPECT_EQ(shares.bytes, one.bytes);
+  EXPECT_EQ(shares.rows, one.rows);
+  EXPECT_EQ(shares.rows_source, "stats");
+  EXPECT_GE(one.missing_files.size(), 20u);
+  EXPECT_EQ(shares.missing_files, one.missing_files);
+  EXPECT_GE(one.size_mismatches.size(), 20u);
+  EXPECT_EQ(shares.size_mismatches, one.size_mismatches);
+  EXPECT_EQ(shares.unreadable, one.unreadable);
+  EXPECT_FALSE(shares.healthy);
+}

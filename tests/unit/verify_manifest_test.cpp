@@ -296,10 +296,13 @@ TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
     }
     WriteBackupForTest(dir.path(), m, members);
   };
-  auto verify = [&]() {
+  // A bound of 120 bytes puts each file in a share of its own: the table is then replayed once
+  // per share, and what is found must not change.
+  auto verify = [&](size_t max_replay_bytes = kVerifyReplayBytes) {
     auto catalog = Catalog::Load(dir.str());
     EXPECT_TRUE(catalog.ok());
-    return VerifyBackupWithChain(Env::Default(), *catalog, catalog->entries().at(0), nullptr);
+    return VerifyBackupWithChain(Env::Default(), *catalog, catalog->entries().at(0), nullptr,
+                                 max_replay_bytes);
   };
   auto problems = [](const VerifyReport& r) {
     std::string all;
@@ -310,18 +313,21 @@ TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
   make(0, 12, true);
   VerifyReport good = verify();
   EXPECT_TRUE(good.ok) << problems(good);
+  EXPECT_TRUE(verify(120).ok) << problems(verify(120));
 
   make(1, 12, true);
   VerifyReport version = verify();
   EXPECT_NE(problems(version).find("the backed-up log ends at version 0, the manifest says 1"),
             std::string::npos)
       << problems(version);
+  EXPECT_EQ(problems(verify(120)), problems(version));
 
   make(0, 11, true);
   VerifyReport rows = verify();
   EXPECT_NE(problems(rows).find("the backed-up log holds 12 rows, the manifest says 11"),
             std::string::npos)
       << problems(rows);
+  EXPECT_EQ(problems(verify(120)), problems(rows));
 
   make(0, 12, false);
   VerifyReport missing = verify();
@@ -329,6 +335,7 @@ TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
             std::string::npos)
       << problems(missing);
   EXPECT_EQ(missing.problems.size(), 1u) << problems(missing);
+  EXPECT_EQ(problems(verify(120)), problems(missing));
 }
 
 // The files a version needs are marked as the list is read: data files and deletion vector
@@ -356,8 +363,9 @@ TEST(VerifyTableContent, EveryNeededFileIsLookedForUnderItsOwnTable) {
       header + add("a.parquet", dv) + add("b.parquet", "") + add("c.parquet", "");
   const std::string u_commit = header + add("b.parquet", "");
   const std::string log = "/_delta_log/00000000000000000000.json";
-  auto make = [&](const std::vector<std::string>& t_files,
-                  const std::vector<std::string>& missing) {
+  // With a bound of 120 bytes each file is in a share of its own (see above).
+  auto make = [&](const std::vector<std::string>& t_files, const std::vector<std::string>& missing,
+                  size_t max_replay_bytes = kVerifyReplayBytes) {
     Manifest m;
     m.id = id;
     m.archive = id + ".tar.gz";
@@ -381,8 +389,8 @@ TEST(VerifyTableContent, EveryNeededFileIsLookedForUnderItsOwnTable) {
     WriteBackupForTest(dir.path(), m, members);
     auto catalog = Catalog::Load(dir.str());
     EXPECT_TRUE(catalog.ok());
-    VerifyReport r =
-        VerifyBackupWithChain(Env::Default(), *catalog, catalog->entries().at(0), nullptr);
+    VerifyReport r = VerifyBackupWithChain(Env::Default(), *catalog, catalog->entries().at(0),
+                                           nullptr, max_replay_bytes);
     std::string all;
     for (const auto& p : r.problems) all += p + "\n";
     return all;
@@ -398,9 +406,16 @@ TEST(VerifyTableContent, EveryNeededFileIsLookedForUnderItsOwnTable) {
   EXPECT_NE(problems.find(not_in_backup("b.parquet")), std::string::npos) << problems;
   EXPECT_NE(problems.find(not_in_backup(*dv_file)), std::string::npos) << problems;
   EXPECT_EQ(std::count(problems.begin(), problems.end(), '\n'), 2) << problems;
+  std::string in_shares = make({"a.parquet", "c.parquet"}, {}, 120);
+  EXPECT_NE(in_shares.find(not_in_backup("b.parquet")), std::string::npos) << in_shares;
+  EXPECT_NE(in_shares.find(not_in_backup(*dv_file)), std::string::npos) << in_shares;
+  EXPECT_EQ(std::count(in_shares.begin(), in_shares.end(), '\n'), 2) << in_shares;
+  EXPECT_EQ(make({"a.parquet", "b.parquet", "c.parquet", *dv_file}, {}, 120), "");
 
   // Named as missing by the backup itself: not reported by this check.
   problems = make({"a.parquet", "c.parquet", *dv_file}, {"data/lake/t/b.parquet"});
+  EXPECT_EQ(problems.find("is not in the backup"), std::string::npos) << problems;
+  problems = make({"a.parquet", "c.parquet", *dv_file}, {"data/lake/t/b.parquet"}, 120);
   EXPECT_EQ(problems.find("is not in the backup"), std::string::npos) << problems;
 }
 
