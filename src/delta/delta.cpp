@@ -659,9 +659,11 @@ class RowPipe {
 
 // Calls `fn` with each action of a checkpoint file in turn. Parquet rows are streamed, not all
 // built first: as JSON objects a big checkpoint takes several times its size. The errors are
-// those of reading the whole file first: a damaged file is reported before any error of `fn`.
+// those of reading the whole file first: a damaged file is reported before any error of `fn`,
+// unless `stopped` says the error was a stop on purpose (a bounded replay's): nothing more is read.
 Status ForEachAction(Env& env, const std::string& path, int64_t version, bool keep_actions,
-                     const std::function<Status(PreparedAction&)>& fn) {
+                     const std::function<Status(PreparedAction&)>& fn,
+                     const std::function<bool()>& stopped = nullptr) {
   if (!EndsWith(path, ".parquet")) {
     LV_ASSIGN_OR_RETURN(auto actions, ReadActionsFile(env, path));
     for (auto& a : actions) {
@@ -684,7 +686,7 @@ Status ForEachAction(Env& env, const std::string& path, int64_t version, bool ke
     if (fn_status.ok()) read_status = pipe.status();
   }
   if (!read_status.ok()) return read_status;
-  if (fn_status.ok()) return fn_status;
+  if (fn_status.ok() || (stopped && stopped())) return fn_status;
   // The rest of the file is read through, rows dropped, only to tell whether it is damaged.
   Status rest = parquet::ForEachRowAsJson(env, path, kCheckpointColumns,
                                           [](nlohmann::json&) { return Status::Ok(); });
@@ -694,10 +696,12 @@ Status ForEachAction(Env& env, const std::string& path, int64_t version, bool ke
 // Reads one checkpoint (all parts, or a v2 top-level file with its sidecars) into `replay`.
 Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<LogFile>& files,
                       Replay& replay) {
+  auto stopped = [&replay] { return replay.over; };
   for (const auto& f : files) {
     std::string path = log_dir + "/" + f.name;
-    LV_RETURN_IF_ERROR(
-        ForEachAction(env, path, f.version, replay.keep_actions, [&](PreparedAction& p) -> Status {
+    LV_RETURN_IF_ERROR(ForEachAction(
+        env, path, f.version, replay.keep_actions,
+        [&](PreparedAction& p) -> Status {
           if (p.file) {
             if (!p.file->ok()) return Error(path + ": " + p.file->message());
             if (p.stats) (*p.file)->num_records = replay.stats.NumRecords(*p.stats);
@@ -729,11 +733,13 @@ Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<Lo
                   Status sst = replay.Apply(side_action.row, f.version, true);
                   if (!sst.ok()) return Error(side + ": " + sst.message());
                   return Status::Ok();
-                }));
+                },
+                stopped));
             replay.snap.checkpoint_files.push_back("_sidecars/" + decoded);
           }
           return Status::Ok();
-        }));
+        },
+        stopped));
   }
   return Status::Ok();
 }
