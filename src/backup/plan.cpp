@@ -255,14 +255,7 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
   auto is_taken = [&](const std::string& rel) {
     if (taken.count(rel)) return true;
     // The first listed file of that path is the one the loop above planned, if any.
-    size_t lo = 0, hi = listed.size();
-    while (lo < hi) {
-      size_t mid = lo + (hi - lo) / 2;
-      if (listed[mid].path < rel)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
+    size_t lo = listed.LowerBound(rel);
     if (lo < listed.size() && listed[lo].path == rel && listed_taken[lo]) return true;
     auto it = std::lower_bound(others.begin(), others.end(), rel);
     return it != others.end() && *it == rel && others_taken[it - others.begin()];

@@ -1073,6 +1073,18 @@ LiveFile FileList::operator[](size_t i) const {
   return f;
 }
 
+size_t FileList::LowerBound(std::string_view path) const {
+  size_t lo = 0, hi = files_.size();
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if ((*this)[mid].path < path)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
 size_t FileList::MemoryBytes() const {
   // Paths by the bytes stored in their blocks, not the blocks' capacity: a block's pages are
   // touched as it fills, and a bound of a few files must be measurable.

@@ -105,6 +105,10 @@ class FileList {
   bool empty() const { return files_.empty(); }
   LiveFile operator[](size_t i) const;
 
+  // The index of the first file whose path is not before `path` (size() when none): the list is
+  // in path order.
+  size_t LowerBound(std::string_view path) const;
+
   using Iterator = IndexIterator<FileList, LiveFile>;
   Iterator begin() const { return {this, 0}; }
   Iterator end() const { return {this, files_.size()}; }

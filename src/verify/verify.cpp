@@ -140,16 +140,9 @@ class NeededFiles {
 
   // `rel` (relative to the table) is in the backup.
   void Mark(std::string_view rel) {
-    // The list is in path order; one path is live once per deletion vector it has.
-    size_t lo = 0, hi = files_.size();
-    while (lo < hi) {
-      size_t mid = lo + (hi - lo) / 2;
-      if (files_[mid].path < rel)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    for (size_t i = lo; i < files_.size() && files_[i].path == rel; ++i) held_[i] = true;
+    // One path is live once per deletion vector it has.
+    for (size_t i = files_.LowerBound(rel); i < files_.size() && files_[i].path == rel; ++i)
+      held_[i] = true;
     auto dv = std::lower_bound(dv_files_.begin(), dv_files_.end(), rel);
     if (dv != dv_files_.end() && *dv == rel) dv_held_[dv - dv_files_.begin()] = true;
   }

@@ -353,7 +353,9 @@ int ExpectSharesMakeTheSnapshot(const fs::path& table, size_t max_bytes) {
         EXPECT_EQ(share.warnings, whole->warnings);
         const auto& files = share.light_files;
         // A share is bounded unless it is one that could not be split further (a single file).
-        if (files.size() > 1) EXPECT_LE(files.MemoryBytes(), max_bytes);
+        if (files.size() > 1) {
+          EXPECT_LE(files.MemoryBytes(), max_bytes);
+        }
         for (size_t i = 1; i < files.size(); ++i) EXPECT_LE(files[i - 1].path, files[i].path);
         for (auto& [key, seen] : FilesOf(files))
           EXPECT_TRUE(joined.emplace(key, seen).second) << key << " is in two shares";
@@ -361,7 +363,9 @@ int ExpectSharesMakeTheSnapshot(const fs::path& table, size_t max_bytes) {
       });
   if (!whole.ok()) {
     EXPECT_FALSE(st.ok());
-    if (!st.ok()) EXPECT_EQ(st.message(), whole.message());
+    if (!st.ok()) {
+      EXPECT_EQ(st.message(), whole.message());
+    }
     return shares;
   }
   EXPECT_TRUE(st.ok()) << st.message();

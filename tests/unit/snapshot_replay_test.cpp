@@ -147,7 +147,9 @@ void ExpectFile(const File& f, const std::pair<std::string, std::string>& key, c
   EXPECT_FALSE(f.absolute);
   EXPECT_EQ(f.size, l.size);
   EXPECT_EQ(f.num_records, l.num_records);
-  if constexpr (requires { f.version; }) EXPECT_EQ(f.version, l.version);  // FileAction only
+  if constexpr (requires { f.version; }) {  // FileAction only
+    EXPECT_EQ(f.version, l.version);
+  }
   ASSERT_EQ(f.dv != nullptr, l.dv != 0);
   if (f.dv) {
     EXPECT_EQ(f.dv->storage_type, kDvs[l.dv]->storage_type);
