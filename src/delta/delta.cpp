@@ -468,6 +468,12 @@ struct Replay {
   size_t max_bytes = 0;
   bool over = false;
 
+  // What a reader of the log returns to end the replay once it is over its bound. No one shows
+  // it: the caller sees `over` and splits the share.
+  Status Stopped() const {
+    return over ? Status(Error("stopped: over its memory bound")) : Status::Ok();
+  }
+
   void ApplyFile(FileKind kind, FileAction f, bool from_checkpoint) {
     if (kind == FileKind::kCdc) {
       if (!f.absolute) snap.cdc_files.push_back(f.path);
@@ -706,7 +712,7 @@ Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<Lo
             if (!p.file->ok()) return Error(path + ": " + p.file->message());
             if (p.stats) (*p.file)->num_records = replay.stats.NumRecords(*p.stats);
             replay.ApplyFile(p.kind, std::move(**p.file), true);
-            return replay.over ? Status(Error("stopped: over its memory bound")) : Status::Ok();
+            return replay.Stopped();
           }
           const nlohmann::json& a = p.row;
           Status st = replay.Apply(a, f.version, true);
@@ -727,8 +733,7 @@ Status ReadCheckpoint(Env& env, const std::string& log_dir, const std::vector<Lo
                       (*side_action.file)->num_records =
                           replay.stats.NumRecords(*side_action.stats);
                     replay.ApplyFile(side_action.kind, std::move(**side_action.file), true);
-                    return replay.over ? Status(Error("stopped: over its memory bound"))
-                                       : Status::Ok();
+                    return replay.Stopped();
                   }
                   Status sst = replay.Apply(side_action.row, f.version, true);
                   if (!sst.ok()) return Error(side + ": " + sst.message());
@@ -1268,7 +1273,7 @@ Result<Snapshot> LoadSnapshotBounded(Env& env, const std::string& table_dir,
       if (!r.keep_actions) {
         Status st = ReplayCommitFast(fast, text, v, r);
         if (!st.ok()) return Error(path + ": " + st.message());
-        if (r.over) return Error("stopped: over its memory bound");
+        LV_RETURN_IF_ERROR(r.Stopped());
         continue;
       }
       auto actions = ParseActions(text);
@@ -1302,7 +1307,7 @@ Result<Snapshot> LoadSnapshotBounded(Env& env, const std::string& table_dir,
     auto r = new_replay();
     Status st = ReadCheckpoint(env, log_dir, cp, *r);
     if (st.ok()) st = replay_commits(*r, cp.front().version + 1);
-    if (stopped(*r)) return Error(table_dir + ": the replay outgrew its memory bound");
+    if (stopped(*r)) return r->Stopped();
     if (st.ok()) {
       r->snap.checkpoint_version = cp.front().version;
       for (const auto& f : cp)
@@ -1320,7 +1325,7 @@ Result<Snapshot> LoadSnapshotBounded(Env& env, const std::string& table_dir,
                                                 ": commit 0 is missing and no usable "
                                                 "checkpoint covers version " +
                                                 std::to_string(target)));
-    if (stopped(*r)) return Error(table_dir + ": the replay outgrew its memory bound");
+    if (stopped(*r)) return r->Stopped();
     if (!st.ok()) return first_error.empty() ? st.error() : Error(first_error);
     done = std::move(r);
   }

@@ -240,6 +240,7 @@ void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::stri
           version = snap.version;
           auto share_rows = snap.RowsFromStats();
           rows = rows && share_rows ? std::optional(*rows + *share_rows) : std::nullopt;
+          if (snap.light_files.empty()) return Status::Ok();  // nothing to look for in the list
           // Every file the version needs (as Snapshot::RequiredFiles, without a list of them).
           // A file the backup names as missing (gone while it was taken) is not reported again.
           NeededFiles needed(snap.light_files);
