@@ -151,16 +151,22 @@ TEST_F(CrashCampaign, S3UploadKilledAtRandomInstants) {
   const int kills = 30 * CampaignScale();
   std::mt19937 rng(20261125);
   int interrupted = 0;
+  std::chrono::milliseconds longest_wait{0};
   for (int i = 0; i < kills; ++i) {
     std::uniform_int_distribution<int64_t> when(0, full.count() * 12 / 10);
     std::vector<std::string> args = {"backup", "--no-prune", "--upload", "offsite"};
     if (i % 2 == 0) args.push_back("--full");
     interrupted += RunAndKill(args, root_.string(), std::chrono::microseconds(when(rng)), env);
     // s3rver, unlike S3, writes a PUT's body straight into the object's file: the request of the
-    // killed process can still be flushing into it when the next run PUTs the same key, and the
-    // two interleave (seen once under load: an object not matching its .sha256). S3 stores a
-    // PUT only when its body is complete, so the next run is started once the server has let go.
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    // killed process goes on flushing into it while its bytes queue on loopback (seconds under
+    // load, with a slow server), and interleaves with the next run's PUT of the same key (an
+    // object not matching its .sha256, seen twice). S3 stores a PUT only when its body is
+    // complete, so the next run starts once the server has let go of the killed one's bytes.
+    auto kill_done = std::chrono::steady_clock::now();
+    ASSERT_TRUE(s3.WaitUntilIdle(std::chrono::seconds(60)))
+        << "bytes still queued to the S3 server a minute after kill " << i;
+    longest_wait = std::max(longest_wait, std::chrono::duration_cast<std::chrono::milliseconds>(
+                                              std::chrono::steady_clock::now() - kill_done));
     if (i % 10 == 9) {
       ExpectConsistent("after upload kill " + std::to_string(i));
       remote_consistent("after upload kill " + std::to_string(i));
@@ -178,7 +184,9 @@ TEST_F(CrashCampaign, S3UploadKilledAtRandomInstants) {
   EXPECT_TRUE(listed) << list.out << again.out << again.err;
   remote_consistent("end");
   RecordProperty("upload_kills_while_running", interrupted);
-  std::cout << "S3 upload kills: " << kills << " (" << interrupted << " while running)\n";
+  std::cout << "S3 upload kills: " << kills << " (" << interrupted
+            << " while running); longest wait for the server to drain: " << longest_wait.count()
+            << " ms\n";
   EXPECT_GT(interrupted, kills / 2);
 }
 

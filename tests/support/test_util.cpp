@@ -189,6 +189,52 @@ S3Server::S3Server(const std::filesystem::path& data_dir, const std::string& buc
             (std::filesystem::exists(portfile) ? ReadFile(portfile) : std::string());
 }
 
+namespace {
+
+// Bytes queued on loopback sockets to or from `port` (/proc/net/tcp and tcp6: tx_queue and
+// rx_queue of every connection, listening sockets aside), or -1 when neither table reads.
+int64_t QueuedBytes(int port) {
+  int64_t total = -1;
+  for (const char* table : {"/proc/net/tcp", "/proc/net/tcp6"}) {
+    std::ifstream in(table);
+    std::string line;
+    if (!in || !std::getline(in, line)) continue;  // header
+    if (total < 0) total = 0;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string slot, local, remote, state, queues;
+      fields >> slot >> local >> remote >> state >> queues;
+      if (state == "0A") continue;  // LISTEN: its queue counts pending connections
+      auto port_of = [](const std::string& addr) {
+        auto colon = addr.rfind(':');
+        return colon == std::string::npos ? -1 : std::stoi(addr.substr(colon + 1), nullptr, 16);
+      };
+      if (port_of(local) != port && port_of(remote) != port) continue;
+      auto colon = queues.find(':');
+      if (colon == std::string::npos) continue;
+      total += std::stoll(queues.substr(0, colon), nullptr, 16) +
+               std::stoll(queues.substr(colon + 1), nullptr, 16);
+    }
+  }
+  return total;
+}
+
+}  // namespace
+
+bool S3Server::WaitUntilIdle(std::chrono::milliseconds limit) const {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  int quiet = 0;
+  // Three empty looks in a row, then a moment for the bytes the server already read (a few
+  // stream buffers) to reach its files.
+  while (quiet < 3) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    quiet = QueuedBytes(port) == 0 ? quiet + 1 : 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  return true;
+}
+
 S3Server::~S3Server() {
   if (!pattern_.empty()) RunShell("pkill -f '" + pattern_ + "'");
 }

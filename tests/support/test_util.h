@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
@@ -101,6 +102,11 @@ class S3Server {
  public:
   S3Server(const std::filesystem::path& data_dir, const std::string& bucket);
   ~S3Server();
+  // Waits (at most `limit`) until no TCP connection to the server holds unread or unsent bytes:
+  // s3rver writes a PUT's body straight into the object's file, so a killed client's request
+  // goes on landing in that file for as long as its bytes queue on loopback. Returns false on
+  // timeout.
+  bool WaitUntilIdle(std::chrono::milliseconds limit) const;
   int port = 0;
   std::string error;
 
