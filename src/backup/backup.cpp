@@ -319,11 +319,20 @@ void RemoveUnpublished(Env& env, const std::string& dir, const std::string& id,
 
 Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& options, Env& env) {
   auto started = std::chrono::steady_clock::now();
+  // Where the time went, for `-v`: each step's seconds since the previous one.
+  auto lap_start = started;
+  auto lap = [&lap_start](const char* step) {
+    auto now = std::chrono::steady_clock::now();
+    spdlog::debug("backup step {}: {:.3f} s", step,
+                  std::chrono::duration<double>(now - lap_start).count());
+    lap_start = now;
+  };
   BackupOutcome outcome;
   PlanOptions plan_options;
   plan_options.allow_missing = options.allow_missing;
   plan_options.snapshot_only = options.snapshot_only;
   LV_ASSIGN_OR_RETURN(outcome.plan, PlanBackup(config, plan_options));
+  lap("plan (table snapshots, files)");
   const BackupPlan& plan = outcome.plan;
   for (const auto& w : plan.warnings) spdlog::warn("{}", w);
   if (options.dry_run) return outcome;
@@ -450,6 +459,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     return AddPlannedFile(env, writer, plan, file, manifest.id, list);
   };
   auto write = [&]() -> Status {
+    lap("catalog and parent manifest");
     LV_ASSIGN_OR_RETURN(
         auto writer, ArchiveWriter::Create(env, tmp_path, compression, config.compression_level));
     if (options.on_archive_created) options.on_archive_created(tmp_path, manifest.archive);
@@ -470,6 +480,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       LV_RETURN_IF_ERROR(
           table.files.ForEach(env, [&](const PlannedFile& file) { return take(*writer, file); }));
     for (const auto& file : plan.extra_files) LV_RETURN_IF_ERROR(take(*writer, file));
+    lap("files read and archived");
     manifest.files_stored = outcome.files_stored;
     manifest.bytes_stored = outcome.bytes_stored;
     manifest.duration_seconds =
@@ -486,9 +497,12 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     LV_RETURN_IF_ERROR(writer->AddFile(entry, *manifest_source, nullptr));
     LV_RETURN_IF_ERROR(writer->Finish());
     outcome.archive_bytes = writer->bytes_written();
+    lap("manifest written, archive synced");
 
-    return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
-                          manifest_tmp, options.verify_after);
+    Status published = PublishArchive(env, dir, manifest.id, tmp_path, final_path,
+                                      writer->archive_sha256(), manifest_tmp, options.verify_after);
+    lap(options.verify_after ? "verified and published" : "published");
+    return published;
   };
   Status status = write();
   progress.Done();
