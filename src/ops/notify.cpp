@@ -1,6 +1,5 @@
 #include "ops/notify.h"
 
-#include <curl/curl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/statvfs.h>
@@ -12,6 +11,7 @@
 #include "drill/drill.h"
 #include "hooks/hooks.h"
 #include "manifest/catalog.h"
+#include "net/curl.h"
 
 namespace lakevault {
 
@@ -100,22 +100,23 @@ std::string RenderMetrics(const State& state, const std::string& backup_dir, con
 }
 
 Status PostWebhook(const std::string& url, const std::string& json) {
-  CURL* curl = curl_easy_init();
+  if (Status loaded = libcurl::Load(); !loaded.ok()) return Error("webhook: " + loaded.message());
+  CURL* curl = libcurl::easy_init();
   if (!curl) return Error("webhook: cannot initialise libcurl");
-  struct curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json.c_str());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(json.size()));
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
-  curl_easy_setopt(
+  struct curl_slist* headers = libcurl::slist_append(nullptr, "Content-Type: application/json");
+  libcurl::easy_setopt(curl, CURLOPT_URL, url.c_str());
+  libcurl::easy_setopt(curl, CURLOPT_POSTFIELDS, json.c_str());
+  libcurl::easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(json.size()));
+  libcurl::easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  libcurl::easy_setopt(curl, CURLOPT_TIMEOUT, 10L);
+  libcurl::easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  libcurl::easy_setopt(curl, CURLOPT_FAILONERROR, 1L);
+  libcurl::easy_setopt(
       curl, CURLOPT_WRITEFUNCTION, +[](char*, size_t s, size_t n, void*) { return s * n; });
-  CURLcode rc = curl_easy_perform(curl);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  if (rc != CURLE_OK) return Error(std::string("webhook: ") + curl_easy_strerror(rc));
+  CURLcode rc = libcurl::easy_perform(curl);
+  libcurl::slist_free_all(headers);
+  libcurl::easy_cleanup(curl);
+  if (rc != CURLE_OK) return Error(std::string("webhook: ") + libcurl::easy_strerror(rc));
   return Status::Ok();
 }
 

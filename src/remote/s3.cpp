@@ -4,7 +4,6 @@
 //
 // Requests are built in SigV4's canonical form (query parameters sorted, every component
 // percent-encoded once) because libcurl before 8.x signs the URL exactly as given.
-#include <curl/curl.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -19,6 +18,7 @@
 #include <thread>
 
 #include "core/text.h"
+#include "net/curl.h"
 #include "remote/internal.h"
 #include "remote/storage.h"
 
@@ -252,7 +252,7 @@ struct FileSinkState {
 size_t WriteToFile(char* data, size_t size, size_t n, void* user) {
   auto* state = static_cast<FileSinkState*>(user);
   long code = 0;
-  curl_easy_getinfo(state->curl, CURLINFO_RESPONSE_CODE, &code);
+  libcurl::easy_getinfo(state->curl, CURLINFO_RESPONSE_CODE, &code);
   // An error response's XML goes to the message, never into the downloaded file.
   if (code >= 300) {
     state->error_body->append(data, size * n);
@@ -344,7 +344,7 @@ class S3Storage final : public Storage {
  public:
   S3Storage(Config config, Credentials creds) : config_(std::move(config)), creds_(creds) {}
   ~S3Storage() override {
-    for (CURL* c : idle_) curl_easy_cleanup(c);
+    for (CURL* c : idle_) libcurl::easy_cleanup(c);
   }
 
   const Config& config() const { return config_; }
@@ -560,7 +560,7 @@ class S3Storage final : public Storage {
   };
   Handle Acquire() {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.empty()) return Handle{*this, curl_easy_init()};
+    if (idle_.empty()) return Handle{*this, libcurl::easy_init()};
     CURL* c = idle_.back();
     idle_.pop_back();
     return Handle{*this, c};
@@ -570,81 +570,81 @@ class S3Storage final : public Storage {
     Handle handle = Acquire();
     if (!handle.curl) return Error("s3: libcurl could not be initialised");
     CURL* c = handle.curl;
-    curl_easy_reset(c);
+    libcurl::easy_reset(c);
     Response resp;
     char errbuf[CURL_ERROR_SIZE] = {0};
     std::string url = Url(req);
-    curl_easy_setopt(c, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
+    libcurl::easy_setopt(c, CURLOPT_URL, url.c_str());
+    libcurl::easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    libcurl::easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    libcurl::easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 15L);
     // A stalled connection (under 1 byte/s for a minute) is a failure to retry, not a hang.
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
+    libcurl::easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    libcurl::easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     std::string sigv4 = "aws:amz:" + config_.region + ":s3";
-    curl_easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4.c_str());
-    curl_easy_setopt(c, CURLOPT_USERNAME, creds_.access_key.c_str());
-    curl_easy_setopt(c, CURLOPT_PASSWORD, creds_.secret_key.c_str());
+    libcurl::easy_setopt(c, CURLOPT_AWS_SIGV4, sigv4.c_str());
+    libcurl::easy_setopt(c, CURLOPT_USERNAME, creds_.access_key.c_str());
+    libcurl::easy_setopt(c, CURLOPT_PASSWORD, creds_.secret_key.c_str());
 
     curl_slist* headers = nullptr;
-    headers = curl_slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+    headers = libcurl::slist_append(headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
     // No "Expect: 100-continue" round trip before each part.
-    headers = curl_slist_append(headers, "Expect:");
+    headers = libcurl::slist_append(headers, "Expect:");
     std::string token_header;
     if (!creds_.session_token.empty()) {
       token_header = "x-amz-security-token: " + creds_.session_token;
-      headers = curl_slist_append(headers, token_header.c_str());
+      headers = libcurl::slist_append(headers, token_header.c_str());
     }
-    for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+    for (const auto& h : req.headers) headers = libcurl::slist_append(headers, h.c_str());
 
     ReadState read_state{req.body, req.body_size, 0};
     if (req.method == "HEAD") {
-      curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+      libcurl::easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (req.method == "PUT") {
-      curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(c, CURLOPT_READFUNCTION, ReadBody);
-      curl_easy_setopt(c, CURLOPT_READDATA, &read_state);
-      curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, SeekBody);
-      curl_easy_setopt(c, CURLOPT_SEEKDATA, &read_state);
-      curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
+      libcurl::easy_setopt(c, CURLOPT_UPLOAD, 1L);
+      libcurl::easy_setopt(c, CURLOPT_READFUNCTION, ReadBody);
+      libcurl::easy_setopt(c, CURLOPT_READDATA, &read_state);
+      libcurl::easy_setopt(c, CURLOPT_SEEKFUNCTION, SeekBody);
+      libcurl::easy_setopt(c, CURLOPT_SEEKDATA, &read_state);
+      libcurl::easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body_size));
     } else if (req.method == "POST") {
-      curl_easy_setopt(c, CURLOPT_POST, 1L);
-      curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body ? req.body : "");
-      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body_size));
+      libcurl::easy_setopt(c, CURLOPT_POST, 1L);
+      libcurl::easy_setopt(c, CURLOPT_POSTFIELDS, req.body ? req.body : "");
+      libcurl::easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body_size));
     } else if (req.method == "DELETE") {
-      curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
+      libcurl::easy_setopt(c, CURLOPT_CUSTOMREQUEST, "DELETE");
     }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, CollectHeader);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &resp.headers);
+    libcurl::easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+    libcurl::easy_setopt(c, CURLOPT_HEADERFUNCTION, CollectHeader);
+    libcurl::easy_setopt(c, CURLOPT_HEADERDATA, &resp.headers);
 
     FileSinkState sink{c, req.sink, &resp.body, Status::Ok()};
     if (req.sink) {
       Status opened = req.sink->Open();  // a retry starts the file over
       if (!opened.ok()) {
-        curl_easy_reset(c);
-        curl_slist_free_all(headers);
+        libcurl::easy_reset(c);
+        libcurl::slist_free_all(headers);
         return opened.error();
       }
-      curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteToFile);
-      curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
+      libcurl::easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteToFile);
+      libcurl::easy_setopt(c, CURLOPT_WRITEDATA, &sink);
     } else {
-      curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteToResponse);
-      curl_easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
+      libcurl::easy_setopt(c, CURLOPT_WRITEFUNCTION, WriteToResponse);
+      libcurl::easy_setopt(c, CURLOPT_WRITEDATA, &resp.body);
     }
 
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
+    CURLcode rc = libcurl::easy_perform(c);
+    libcurl::easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp.status);
     curl_off_t length = -1;
-    curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
+    libcurl::easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &length);
     resp.content_length = length;
     // The handle keeps its connections but must not keep pointers into this frame (the error
     // buffer, the callbacks' state) nor to the header list freed next.
-    curl_easy_reset(c);
-    curl_slist_free_all(headers);
+    libcurl::easy_reset(c);
+    libcurl::slist_free_all(headers);
     if (!sink.status.ok()) return sink.status.error();
     if (rc != CURLE_OK) {
-      std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+      std::string detail = errbuf[0] ? errbuf : libcurl::easy_strerror(rc);
       if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
           rc == CURLE_COULDNT_RESOLVE_PROXY) {
         return Error(What(req) + ": cannot reach endpoint " + config_.endpoint + " (" + detail +
@@ -818,8 +818,7 @@ Result<uint64_t> ParseSize(const std::string& name, const std::string& text) {
 }  // namespace
 
 Result<std::unique_ptr<Storage>> OpenS3Storage(const RemoteSpec& spec) {
-  static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  if (!curl_ready) return Error("s3: libcurl could not be initialised");
+  if (Status loaded = libcurl::Load(); !loaded.ok()) return Error("s3: " + loaded.message());
   static const char* kKnown[] = {"url",        "endpoint",      "region",
                                  "path_style", "storage_class", "part_size",
                                  "max_keys",   "retries",       "retry_backoff_ms"};

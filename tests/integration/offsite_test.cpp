@@ -241,6 +241,26 @@ TEST_F(OffsiteTest, PruneVerifyAndDrillWorkOnTheRemote) {
   EXPECT_EQ(Lines(damaged.err).size(), 1u) << damaged.err;
 }
 
+// libcurl and its 25 libraries are loaded by the first remote or webhook call, not at start: a
+// local backup never maps them (the loader's own log, LD_DEBUG=files, names each library it
+// opens), and a command that talks to S3 loads it and works.
+TEST_F(OffsiteTest, LibcurlIsLoadedOnlyWhenARemoteNeedsIt) {
+  const std::map<std::string, std::string> trace = {{"LD_DEBUG", "files"}};
+  auto local = Run({"backup", "--full"}, trace);
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  EXPECT_NE(local.err.find("libarchive.so"), std::string::npos) << "no loader trace";
+  EXPECT_EQ(local.err.find("libcurl"), std::string::npos) << local.err;
+  WriteFile(root_ / "lakevault.yaml",
+            "remotes:\n  offsite: {type: s3, url: \"s3://b/x\", endpoint: "
+            "\"http://127.0.0.1:1\", region: us-east-1, path_style: \"true\", retries: 0}\n");
+  auto remote =
+      Run({"list", "--remote", "offsite"},
+          {{"LD_DEBUG", "files"}, {"AWS_ACCESS_KEY_ID", "k"}, {"AWS_SECRET_ACCESS_KEY", "s"}});
+  EXPECT_NE(remote.exit_code, 0);  // nothing listens on port 1
+  EXPECT_NE(remote.err.find("libcurl.so.4"), std::string::npos) << remote.err;
+  EXPECT_NE(remote.err.find("127.0.0.1:1"), std::string::npos) << remote.err;
+}
+
 TEST_F(OffsiteTest, S3RemoteThroughS3rver) {
   std::string dir = SourceDir() + "/tests/s3";
   auto npm = RunShell(
