@@ -7,6 +7,8 @@
 
 #include <curl/curl.h>
 
+#include <type_traits>
+
 #include "core/result.h"
 
 namespace lakevault::libcurl {
@@ -36,6 +38,9 @@ inline const char* easy_strerror(CURLcode rc) { return Loaded().easy_strerror(rc
 // The value goes through the variadic call with its own type, as with curl_easy_setopt.
 template <class T>
 CURLcode easy_setopt(CURL* c, CURLoption option, T value) {
+  // libcurl reads a long, a curl_off_t or a pointer: an int would be read with garbage above it.
+  static_assert(std::is_pointer_v<T> || std::is_same_v<T, long> || std::is_same_v<T, curl_off_t>,
+                "pass options as long (1L), curl_off_t or a pointer");
   return Loaded().easy_setopt(c, option, value);
 }
 template <class T>
