@@ -87,18 +87,31 @@ std::optional<ManifestFile> ManifestIndex::Find(const std::string& path) const {
   return f;
 }
 
+HeldFilesIndex::HeldFilesIndex(uint64_t share, uint64_t shares, size_t max_records)
+    : share_(share), shares_(shares == 0 ? 1 : shares), max_records_(max_records) {}
+
+bool HeldFilesIndex::Covers(std::string_view path) const {
+  return shares_ == 1 || InShare(PathFingerprint(path));
+}
+
 Status HeldFilesIndex::Add(Env& env, const std::string& path, const std::string& id) {
   const uint32_t holder = static_cast<uint32_t>(holders_.size());
   holders_.push_back(id);
   sorted_ = false;
   auto read = ReadManifestFile(env, path, [&](ManifestFile&& f) {
-    if (f.backup != id) return Status::Ok();
+    if (f.backup != id || full_) return Status::Ok();
     Record r;
+    r.key = PathFingerprint(f.path);
+    if (!InShare(r.key)) return Status::Ok();
     if (!f.link.empty() || !DigestBytes(f.sha256, r.sha256)) {
       irregular_[id + "/" + f.path] = std::move(f.sha256);
       return Status::Ok();
     }
-    r.key = PathFingerprint(f.path);
+    if (records_.size() == max_records_) {
+      full_ = true;
+      records_ = {};  // given back now: the caller starts again in smaller shares
+      return Status::Ok();
+    }
     r.holder = holder;
     records_.push_back(r);
     return Status::Ok();

@@ -1,6 +1,7 @@
 #include "verify/verify.h"
 
 #include <malloc.h>
+#include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -731,7 +732,7 @@ namespace lakevault {
 
 VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const CatalogEntry& entry,
                                    std::map<std::string, VerifyReport>* cache,
-                                   size_t max_replay_bytes) {
+                                   size_t max_replay_bytes, size_t max_chain_index_bytes) {
   auto verify_one = [&](const CatalogEntry& e) -> VerifyReport {
     if (cache) {
       auto it = cache->find(e.id);
@@ -773,30 +774,70 @@ VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const Catal
   }
   {
     // Scoped: given back before the tables' logs are replayed below.
-    HeldFilesIndex held;
     std::set<std::string> in_chain, unreadable;
+    // The headers' counts of what each ancestor holds size the shares; a count that falls short
+    // only costs a share split in two.
+    size_t held = 0;
     for (const CatalogEntry* link : *chain) {
       in_chain.insert(link->id);
-      if (link == &entry) continue;
-      Status added = held.Add(env, ManifestSidecarPath(catalog.dir(), link->id), link->id);
-      if (!added.ok()) {
-        unreadable.insert(link->id);
-        report.Fail(entry.id + " needs " + link->id +
-                    ", whose list cannot be read: " + added.message());
+      if (link == &entry || !link->manifest) continue;
+      const Manifest& m = *link->manifest;
+      held += static_cast<size_t>(
+          std::max<int64_t>(0, m.files_stored > 0 ? m.files_stored : m.listed_files));
+    }
+    const size_t max_records =
+        std::max<size_t>(1, max_chain_index_bytes / HeldFilesIndex::kRecordBytes);
+    // 5% over the count: the shares' sizes vary around their mean.
+    const uint64_t shares = std::max<uint64_t>(1, (held + held / 20) / max_records + 1);
+    // Share s of n is that of the paths whose fingerprint is s modulo n; one that outgrows the
+    // bound is split into s and s + n of 2n. Past 2^20 shares (never met: one path is held once
+    // a backup) the bound is dropped rather than split for ever.
+    std::vector<std::pair<uint64_t, uint64_t>> todo;
+    for (uint64_t s = shares; s-- > 0;) todo.push_back({s, shares});
+    bool list_failed = false;
+    while (!todo.empty()) {
+      auto [share, of] = todo.back();
+      todo.pop_back();
+      HeldFilesIndex index(share, of, of >= (uint64_t{1} << 20) ? SIZE_MAX : max_records);
+      index.Reserve(std::min(max_records, held / of + held / of / 16 + 64));
+      for (const CatalogEntry* link : *chain) {
+        if (link == &entry || unreadable.count(link->id)) continue;
+        Status added = index.Add(env, ManifestSidecarPath(catalog.dir(), link->id), link->id);
+        if (!added.ok()) {
+          unreadable.insert(link->id);
+          report.Fail(entry.id + " needs " + link->id +
+                      ", whose list cannot be read: " + added.message());
+        }
+        if (index.full()) break;
+      }
+      if (index.full()) {
+        spdlog::debug("{}: share {} of {} of the chain's files is over {} records: split", entry.id,
+                      share, of, max_records);
+        todo.push_back({share + of, 2 * of});
+        todo.push_back({share, 2 * of});
+        continue;
+      }
+      ++report.chain_passes;
+      if (list_failed) continue;
+      auto read = ReadManifestFile(
+          env, ManifestSidecarPath(catalog.dir(), entry.id), [&](ManifestFile&& file) {
+            if (file.backup == entry.id || unreadable.count(file.backup) ||
+                !index.Covers(file.path))
+              return Status::Ok();
+            if (!in_chain.count(file.backup))
+              report.Fail(entry.id + ": " + file.path + ": its bytes are said to be in " +
+                          file.backup + ", which is not in this backup's chain");
+            else if (!index.Holds(file.backup, file.path, file.sha256))
+              report.Fail(entry.id + ": " + file.path + ": " + file.backup +
+                          " does not hold these bytes (checksum differs)");
+            return Status::Ok();
+          });
+      if (!read.ok()) {
+        // Said once: the next shares' reads would stop at the same place.
+        list_failed = true;
+        report.Fail(entry.id + ": " + read.message());
       }
     }
-    auto read = ReadManifestFile(
-        env, ManifestSidecarPath(catalog.dir(), entry.id), [&](ManifestFile&& file) {
-          if (file.backup == entry.id || unreadable.count(file.backup)) return Status::Ok();
-          if (!in_chain.count(file.backup))
-            report.Fail(entry.id + ": " + file.path + ": its bytes are said to be in " +
-                        file.backup + ", which is not in this backup's chain");
-          else if (!held.Holds(file.backup, file.path, file.sha256))
-            report.Fail(entry.id + ": " + file.path + ": " + file.backup +
-                        " does not hold these bytes (checksum differs)");
-          return Status::Ok();
-        });
-    if (!read.ok()) report.Fail(entry.id + ": " + read.message());
   }
   check_content();
   return report;

@@ -24,6 +24,9 @@ struct VerifyReport {
   // The archive's own manifest, when the members were checked against it (no expected list, or
   // one that differs from it): it is then in memory anyway. Empty otherwise.
   std::optional<Manifest> manifest;
+  // How many reads of the chain's lists checking an incremental's claims took (one a share of
+  // the paths; see VerifyBackupWithChain); 0 for a full.
+  int chain_passes = 0;
   // A scratch folder holding a copy of each Delta log member this archive holds, at its member
   // path, so the tables' versions and row counts can be checked against the manifest without a
   // second read (and without the log in memory: at 300,000 files it was 217 MB). Removed with the
@@ -63,12 +66,16 @@ namespace lakevault {
 // once: less than check's (kCheckReplayBytes), as the archives' read leaves more of the heap in
 // use. A bigger table is checked in shares (delta::ForEachSnapshotShare), a replay each.
 inline constexpr size_t kVerifyReplayBytes = size_t{32} << 20;
+// What the check of an incremental's chain may hold of the files its ancestors hold (56 bytes
+// a file): a bigger chain is checked in shares of the paths, a read of the lists each.
+inline constexpr size_t kVerifyChainIndexBytes = size_t{24} << 20;
 
 // Verifies `entry` and, for an incremental, every backup of its chain, and that each file the
 // manifest attributes to an ancestor is listed there with the same checksum. `cache` (by id)
 // spares re-reading an ancestor shared by several backups verified in one run.
 VerifyReport VerifyBackupWithChain(Env& env, const Catalog& catalog, const CatalogEntry& entry,
                                    std::map<std::string, VerifyReport>* cache,
-                                   size_t max_replay_bytes = kVerifyReplayBytes);
+                                   size_t max_replay_bytes = kVerifyReplayBytes,
+                                   size_t max_chain_index_bytes = kVerifyChainIndexBytes);
 
 }  // namespace lakevault

@@ -10,12 +10,28 @@
 #include "crypto/sha256.h"
 #include "delta/delta.h"
 #include "manifest/catalog.h"
+#include "manifest/list_index.h"
 #include "manifest/manifest.h"
 #include "support/test_util.h"
 #include "verify/verify.h"
 
 namespace lakevault::testing {
 namespace {
+
+// The list entries of `members` (path, content), each held by backup `id` itself.
+std::vector<ManifestFile> OwnFiles(const std::vector<std::pair<std::string, std::string>>& members,
+                                   const std::string& id) {
+  std::vector<ManifestFile> files;
+  for (const auto& [path, content] : members) {
+    ManifestFile f;
+    f.path = path;
+    f.size = static_cast<int64_t>(content.size());
+    f.sha256 = Sha256Hex(content);
+    f.backup = id;
+    files.push_back(f);
+  }
+  return files;
+}
 
 class VerifyOwnArchiveTest : public ::testing::Test {
  protected:
@@ -286,14 +302,7 @@ TEST(VerifyTableContent, TheBackedUpLogIsComparedWithTheManifest) {
     std::vector<std::pair<std::string, std::string>> members = {{log_path, commit},
                                                                 {"data/lake/t/a.parquet", "aaa"}};
     if (list_b) members.push_back({"data/lake/t/b.parquet", "bbb"});
-    for (const auto& [path, content] : members) {
-      ManifestFile f;
-      f.path = path;
-      f.size = static_cast<int64_t>(content.size());
-      f.sha256 = Sha256Hex(content);
-      f.backup = id;
-      m.files.push_back(f);
-    }
+    m.files = OwnFiles(members, id);
     WriteBackupForTest(dir.path(), m, members);
   };
   // A bound of 120 bytes puts each file in a share of its own: the table is then replayed once
@@ -378,14 +387,7 @@ TEST(VerifyTableContent, EveryNeededFileIsLookedForUnderItsOwnTable) {
                                                                 {"data/lake/u/b.parquet", "bbb"}};
     for (const auto& f : t_files) members.push_back({"data/lake/t/" + f, "xyz"});
     std::sort(members.begin(), members.end());
-    for (const auto& [path, content] : members) {
-      ManifestFile f;
-      f.path = path;
-      f.size = static_cast<int64_t>(content.size());
-      f.sha256 = Sha256Hex(content);
-      f.backup = id;
-      m.files.push_back(f);
-    }
+    m.files = OwnFiles(members, id);
     WriteBackupForTest(dir.path(), m, members);
     auto catalog = Catalog::Load(dir.str());
     EXPECT_TRUE(catalog.ok());
@@ -444,8 +446,11 @@ TEST(VerifyChain, EachFileAnAncestorHoldsIsCheckedAgainstThatAncestorsList) {
   }
   WriteBackupForTest(dir.path(), parent, parent_members);
 
-  // `changes` edits the incremental's list before it is written.
-  auto verify_incremental = [&](const std::function<void(std::vector<ManifestFile>&)>& changes) {
+  // `changes` edits the incremental's list before it is written. `max_index_bytes` bounds what
+  // the check holds of the parent's files; `passes` receives how many reads of the lists it took.
+  auto verify_incremental = [&](const std::function<void(std::vector<ManifestFile>&)>& changes,
+                                size_t max_index_bytes = kVerifyChainIndexBytes,
+                                int* passes = nullptr) {
     Manifest m;
     m.id = incr;
     m.kind = "incremental";
@@ -460,26 +465,49 @@ TEST(VerifyChain, EachFileAnAncestorHoldsIsCheckedAgainstThatAncestorsList) {
     EXPECT_TRUE(catalog.ok()) << catalog.message();
     auto found = catalog->Find(incr);
     EXPECT_TRUE(found.ok());
-    VerifyReport r = VerifyBackupWithChain(Env::Default(), *catalog, **found, nullptr);
+    VerifyReport r = VerifyBackupWithChain(Env::Default(), *catalog, **found, nullptr,
+                                           kVerifyReplayBytes, max_index_bytes);
+    if (passes) *passes = r.chain_passes;
     std::vector<std::string> problems = r.problems;
     std::sort(problems.begin(), problems.end());
     return problems;
   };
 
-  EXPECT_EQ(verify_incremental([](std::vector<ManifestFile>&) {}), std::vector<std::string>{});
-  EXPECT_EQ(verify_incremental([](std::vector<ManifestFile>& files) {
-              files[3].sha256 = Sha256Hex("other bytes");
-              files[7].backup = "backup_20251231_000000";
-              files[9].path = "data/lake/t/renamed.parquet";
-            }),
-            (std::vector<std::string>{
-                incr + ": data/lake/t/part-3.parquet: " + full +
-                    " does not hold these bytes (checksum differs)",
-                incr + ": data/lake/t/part-7.parquet: its bytes are said to be in "
-                       "backup_20251231_000000, which is not in this backup's chain",
-                incr + ": data/lake/t/renamed.parquet: " + full +
-                    " does not hold these bytes (checksum differs)",
-            }));
+  auto edits = [](std::vector<ManifestFile>& files) {
+    files[3].sha256 = Sha256Hex("other bytes");
+    files[7].backup = "backup_20251231_000000";
+    files[9].path = "data/lake/t/renamed.parquet";
+  };
+  const std::vector<std::string> expected = {
+      incr + ": data/lake/t/part-3.parquet: " + full +
+          " does not hold these bytes (checksum differs)",
+      incr +
+          ": data/lake/t/part-7.parquet: its bytes are said to be in "
+          "backup_20251231_000000, which is not in this backup's chain",
+      incr + ": data/lake/t/renamed.parquet: " + full +
+          " does not hold these bytes (checksum differs)",
+  };
+  int passes = 0;
+  EXPECT_EQ(verify_incremental([](std::vector<ManifestFile>&) {}, kVerifyChainIndexBytes, &passes),
+            std::vector<std::string>{});
+  EXPECT_EQ(passes, 1);
+  EXPECT_EQ(verify_incremental(edits), expected);
+
+  // Room for 4 of the parent's 50 files at once: the paths are checked in shares, a read of the
+  // lists each, and every claim is still checked once.
+  const size_t four = 4 * HeldFilesIndex::kRecordBytes;
+  EXPECT_EQ(verify_incremental([](std::vector<ManifestFile>&) {}, four, &passes),
+            std::vector<std::string>{});
+  EXPECT_GE(passes, 13);
+  EXPECT_EQ(verify_incremental(edits, four, &passes), expected);
+  EXPECT_GE(passes, 13);
+
+  // A parent whose header understates what it holds: one share is planned, found over the
+  // bound while the list is read, and split until each share fits.
+  parent.files_stored = 1;
+  WriteBackupForTest(dir.path(), parent, parent_members);
+  EXPECT_EQ(verify_incremental(edits, 20 * HeldFilesIndex::kRecordBytes, &passes), expected);
+  EXPECT_GE(passes, 3);
 }
 
 }  // namespace
