@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "archive/archive.h"
@@ -331,29 +332,9 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   PlanOptions plan_options;
   plan_options.allow_missing = options.allow_missing;
   plan_options.snapshot_only = options.snapshot_only;
-  LV_ASSIGN_OR_RETURN(outcome.plan, PlanBackup(config, plan_options));
-  lap("plan (table snapshots, files)");
-  const BackupPlan& plan = outcome.plan;
-  for (const auto& w : plan.warnings) spdlog::warn("{}", w);
-  if (options.dry_run) return outcome;
-
   const std::string dir = BackupDirFor(config, options);
   const Compression compression = options.compression.value_or(config.compression);
-  // The guide's "permission denied", said before anything is written.
-  LV_RETURN_IF_ERROR(CheckAccess(dir, true, "backup folder"));
-  LV_RETURN_IF_ERROR(EnsureBackupDir(dir));
-  LV_ASSIGN_OR_RETURN(auto lock, FileLock::Acquire((fs::path(dir) / ".lakevault.lock").string(),
-                                                   "backup or prune"));
-  RemoveStaleTemporaries(env, dir);
-  // The tables' file lists go to scratch files beside the archive (removed by the guard, or by
-  // the next run's RemoveStaleTemporaries if this one is killed) and are read back in order: the
-  // archive's write then holds none of them (PlannedFiles::Spill).
-  {
-    // The scratch files come first: room for them, and for at least the archive's headers.
-    int64_t spill_bytes = 1 << 20;
-    for (const auto& t : outcome.plan.tables) spill_bytes += t.files.SpillBytes();
-    LV_RETURN_IF_ERROR(CheckFreeSpace(dir, spill_bytes));
-  }
+  std::optional<FileLock> lock;
   std::vector<std::string> spill_paths;
   struct SpillGuard {
     Env& env;
@@ -362,17 +343,53 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       for (const auto& p : paths) env.RemoveFile(p);
     }
   } spill_guard{env, spill_paths};
-  for (size_t i = 0; i < outcome.plan.tables.size(); ++i) {
-    spill_paths.push_back(
-        (fs::path(dir) / (".backup_plan_" + std::to_string(i) + ".tmp")).string());
-    Status spilled = outcome.plan.tables[i].files.Spill(env, spill_paths.back());
-    if (!spilled.ok())
-      return Error("writing the plan of table " + outcome.plan.tables[i].name + " to " + dir +
-                   ": " + spilled.message() + "; no backup was written");
+  // The backup folder is made ready once the first table is planned: a lake that cannot be
+  // planned at all (no lake, no table) is said before anything is written.
+  auto prepare = [&]() -> Status {
+    // The guide's "permission denied".
+    LV_RETURN_IF_ERROR(CheckAccess(dir, true, "backup folder"));
+    LV_RETURN_IF_ERROR(EnsureBackupDir(dir));
+    LV_ASSIGN_OR_RETURN(
+        lock, FileLock::Acquire((fs::path(dir) / ".lakevault.lock").string(), "backup or prune"));
+    RemoveStaleTemporaries(env, dir);
+    return Status::Ok();
+  };
+  if (options.dry_run) {
+    // Only the counts are printed: each table's list is given back once it is counted.
+    plan_options.on_table_planned = [](size_t, PlannedTable& table) {
+      table.files.KeepTotalsOnly();
+      ::malloc_trim(0);
+      return Status::Ok();
+    };
+  } else {
+    // Each table's file list goes to a scratch file beside the archive as soon as it is planned
+    // (removed by the guard, or by the next run's RemoveStaleTemporaries if this one is killed)
+    // and is read back in order: the plan holds one table's list at a time (four tables of
+    // 300,000 files held all four before the first was written out), and the archive's write
+    // holds none (PlannedFiles::Spill).
+    plan_options.on_table_planned = [&](size_t index, PlannedTable& table) -> Status {
+      if (!lock) LV_RETURN_IF_ERROR(prepare());
+      // Room for the scratch file, and for at least the archive's headers.
+      LV_RETURN_IF_ERROR(CheckFreeSpace(dir, table.files.SpillBytes() + (1 << 20)));
+      spill_paths.push_back(
+          (fs::path(dir) / (".backup_plan_" + std::to_string(index) + ".tmp")).string());
+      Status spilled = table.files.Spill(env, spill_paths.back());
+      if (!spilled.ok())
+        return Error("writing the plan of table " + table.name + " to " + dir + ": " +
+                     spilled.message() + "; no backup was written");
+      // What the list held is given back before the next table's replay, the parent's index
+      // and the compressor's blocks take its place (much of it was in 1 MiB blocks that glibc
+      // would otherwise keep).
+      ::malloc_trim(0);
+      return Status::Ok();
+    };
   }
-  // What the lists held is given back before the parent's index and the compressor's blocks
-  // take their place (much of it was in 1 MiB blocks that glibc would otherwise keep).
-  ::malloc_trim(0);
+  LV_ASSIGN_OR_RETURN(outcome.plan, PlanBackup(config, plan_options));
+  lap("plan (table snapshots, files)");
+  const BackupPlan& plan = outcome.plan;
+  for (const auto& w : plan.warnings) spdlog::warn("{}", w);
+  if (options.dry_run) return outcome;
+  if (!lock) LV_RETURN_IF_ERROR(prepare());  // no table was planned
 
   LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
   const TimePoint now = options.now.value_or(Clock::now());

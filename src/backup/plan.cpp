@@ -361,6 +361,8 @@ Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options) 
     table.name = name;
     table.relative_path = Relative(dir, root);
     LV_RETURN_IF_ERROR(PlanTable(dir, root, options, table, directories, plan.warnings));
+    if (options.on_table_planned)
+      LV_RETURN_IF_ERROR(options.on_table_planned(plan.tables.size(), table));
     plan.tables.push_back(std::move(table));
   }
 

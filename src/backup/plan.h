@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -48,6 +49,10 @@ struct PlanOptions {
   bool allow_missing = false;
   // Only the files the pinned version needs; otherwise older versions' files are kept too.
   bool snapshot_only = false;
+  // Called with each table (and its index in BackupPlan::tables) once it is planned, before the
+  // next one is: a backup writes the table's files to a scratch file there
+  // (PlannedFiles::Spill), so that a plan holds one table's list at a time, not the lake's.
+  std::function<Status(size_t index, PlannedTable& table)> on_table_planned;
 };
 
 // Pins each table at its newest committed version when called and takes the log entries up to

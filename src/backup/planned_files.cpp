@@ -257,16 +257,21 @@ Status PlannedFiles::Spill(Env& env, const std::string& path) {
   LV_RETURN_IF_ERROR(writer.Flush());
   // No fsync: a scratch file, read back by this process and removed after the backup.
   LV_RETURN_IF_ERROR(file->Close());
+  KeepTotalsOnly();
+  spill_path_ = path;
+  return Status::Ok();
+}
+
+void PlannedFiles::KeepTotalsOnly() {
+  if (spilled_) return;
   spilled_count_ = entries_.size();
   spilled_bytes_ = Bytes();
   spilled_ = true;
-  spill_path_ = path;
   std::deque<Entry>().swap(entries_);
   listed_ = delta::FileList();
   std::vector<PathRef>().swap(paths_);
   std::vector<std::string>().swap(blocks_);
   std::vector<Extra>().swap(extras_);
-  return Status::Ok();
 }
 
 Status PlannedFiles::ForEach(Env& env,
@@ -275,6 +280,8 @@ Status PlannedFiles::ForEach(Env& env,
     for (size_t i = 0; i < entries_.size(); ++i) LV_RETURN_IF_ERROR(visit((*this)[i]));
     return Status::Ok();
   }
+  if (spill_path_.empty())
+    return Error("internal error: the plan's files were counted, not kept (KeepTotalsOnly)");
   LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(spill_path_));
   SpillReader reader(*file);
   PlannedFile f;

@@ -59,6 +59,9 @@ class PlannedFiles {
   // blocks: spilled, it costs a sequential read of about 100 bytes a file instead. Afterwards
   // the files are read with ForEach; size() and Bytes() still answer.
   Status Spill(Env& env, const std::string& path);
+  // Gives the files' memory back, keeping size() and Bytes() only (a dry run's table, once
+  // counted); ForEach then fails.
+  void KeepTotalsOnly();
   // The size of the file Spill writes.
   int64_t SpillBytes() const;
   bool spilled() const { return spilled_; }
@@ -117,7 +120,7 @@ class PlannedFiles {
   std::vector<PathRef> paths_;
   std::vector<std::string> blocks_;  // each reserved once, never grown past its capacity
   std::vector<Extra> extras_;
-  // Set by Spill.
+  // Set by Spill, and by KeepTotalsOnly (with no spill_path_).
   bool spilled_ = false;
   std::string spill_path_;
   size_t spilled_count_ = 0;

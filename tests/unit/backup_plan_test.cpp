@@ -303,3 +303,98 @@ TEST_F(TablePlanTest, MissingFilesAreRefusedWithoutAllowMissing) {
 }
 
 }  // namespace lakevault::testing
+
+namespace lakevault::testing {
+namespace {
+
+// A backup hands each table to on_table_planned before the next one is planned (where it spills
+// the table's list to a scratch file): a lake of many big tables then holds one table's list at a
+// time. A table that cannot be planned after others were leaves no scratch file behind.
+class EachTablePlannedTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name : {"a", "b"}) {
+      DeltaWriter writer(tmp_.path() / "data/lake" / name);
+      for (int i = 0; i < 3; ++i) writer.Append();
+    }
+    config_.root = tmp_.str();
+    config_.lake = "data/lake";
+    WriteFile(tmp_.path() / "lakevault.yaml",
+              "backup_path: " + (tmp_.path() / "backups").string() + "\n");
+  }
+  // A third table whose log holds no commit: planning it fails.
+  void BreakThirdTable() { fs::create_directories(tmp_.path() / "data/lake/c/_delta_log"); }
+
+  TempDir tmp_;
+  Config config_;
+};
+
+TEST_F(EachTablePlannedTest, EachTableIsHandedOverBeforeTheNextIsPlanned) {
+  std::vector<std::string> seen;
+  std::vector<size_t> counts;
+  PlanOptions options;
+  options.on_table_planned = [&](size_t index, PlannedTable& table) {
+    seen.push_back(std::to_string(index) + " " + table.name);
+    EXPECT_FALSE(table.files.spilled());
+    counts.push_back(table.files.size());
+    table.files.KeepTotalsOnly();
+    return Status::Ok();
+  };
+  auto plan = PlanBackup(config_, options);
+  ASSERT_TRUE(plan.ok()) << plan.message();
+  EXPECT_EQ(seen, (std::vector<std::string>{"0 a", "1 b"}));
+  ASSERT_EQ(plan->tables.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE(plan->tables[i].files.spilled());
+    // The counts outlive the list: a dry run prints them.
+    EXPECT_EQ(plan->tables[i].files.size(), counts[i]);
+    EXPECT_GT(plan->tables[i].files.Bytes(), 0);
+    EXPECT_FALSE(plan->tables[i]
+                     .files.ForEach(Env::Default(), [](const PlannedFile&) { return Status::Ok(); })
+                     .ok());
+  }
+
+  // The hook's error stops the plan there: table c, which cannot be planned, is never reached.
+  BreakThirdTable();
+  options.on_table_planned = [&](size_t index, PlannedTable&) -> Status {
+    if (index == 0) return Error("stopped after table a");
+    return Status::Ok();
+  };
+  auto stopped = PlanBackup(config_, options);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.message(), "stopped after table a");
+  options.on_table_planned = nullptr;
+  auto broken = PlanBackup(config_, options);
+  ASSERT_FALSE(broken.ok());
+  EXPECT_NE(broken.message().find("table c has no commits"), std::string::npos) << broken.message();
+}
+
+TEST_F(EachTablePlannedTest, ABackupThatFailsOnALaterTableLeavesNoScratchFile) {
+  BreakThirdTable();
+  RunResult failed = RunLakevault({"backup", "--full", "--no-prune"}, tmp_.str());
+  EXPECT_NE(failed.exit_code, 0);
+  EXPECT_NE(failed.err.find("table c has no commits"), std::string::npos) << failed.err;
+  // Tables a and b were spilled to the backup folder before c was planned: all removed.
+  ASSERT_TRUE(fs::is_directory(tmp_.path() / "backups")) << failed.err;
+  for (const auto& e : fs::directory_iterator(tmp_.path() / "backups"))
+    EXPECT_EQ(e.path().filename().string().rfind(".backup_plan_", 0), std::string::npos)
+        << e.path();
+
+  fs::remove_all(tmp_.path() / "data/lake/c");
+  RunResult dry = RunLakevault({"backup", "--dry-run", "--json"}, tmp_.str());
+  ASSERT_EQ(dry.exit_code, 0) << dry.err;
+  auto doc = nlohmann::json::parse(dry.out);
+  ASSERT_EQ(doc["tables"].size(), 2u) << dry.out;
+  RunResult done = RunLakevault({"backup", "--full", "--no-prune", "--json"}, tmp_.str());
+  ASSERT_EQ(done.exit_code, 0) << done.err;
+  auto made = nlohmann::json::parse(done.out);
+  // The dry run counted what the backup then took.
+  EXPECT_EQ(made["files"], doc["files"]) << dry.out << done.out;
+  EXPECT_EQ(made["bytes"], doc["bytes"]) << dry.out << done.out;
+  EXPECT_EQ(made["tables"][1]["files"], doc["tables"][1]["files"]);
+  RunResult verified = RunLakevault({"verify", "latest"}, tmp_.str());
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+}
+
+}  // namespace
+}  // namespace lakevault::testing
