@@ -174,9 +174,10 @@ bool IsRewrittenInPlace(const PlannedFile& file) {
 
 constexpr int64_t kContentCompareLimit = 64 << 20;
 
+// The parent's entry `listed` for `file`, as this backup's, when the bytes are the same.
 std::optional<ManifestFile> ReusableRecord(Env& env, const BackupPlan& plan,
-                                           const PlannedFile& file, const ManifestIndex& parent) {
-  std::optional<ManifestFile> listed = parent.Find(file.relative_path);
+                                           const PlannedFile& file,
+                                           std::optional<ManifestFile> listed) {
   if (!listed) return std::nullopt;
   const ManifestFile& old = *listed;
   if (!file.link_target.empty() || !old.link.empty()) {
@@ -202,6 +203,84 @@ std::optional<ManifestFile> ReusableRecord(Env& env, const BackupPlan& plan,
   same.mode = file.mode;
   return same;
 }
+
+// The parent's list, looked up a group of files at a time (a table's, or the extra files'), in
+// plan order: its entries are indexed for a batch of consecutive groups at once, as many as fit
+// the bound (kParentIndexRecords) by the parent's own counts, so what is held is bounded by the
+// biggest table, not the lake (two tables of 300,000 files held 43 MB of index at once). A lake
+// that fits (any lake under about 350,000 files) is one batch, indexed by a single read of the
+// list.
+class ParentLookup {
+ public:
+  static constexpr size_t kParentIndexRecords = (size_t{24} << 20) / 72;
+
+  ParentLookup() = default;
+  ParentLookup(Env& env, std::string list_path, const Manifest& parent, const BackupPlan& plan,
+               size_t max_records)
+      : env_(&env), list_path_(std::move(list_path)) {
+    const size_t groups = plan.tables.size() + 1;
+    for (const auto& t : plan.tables) prefixes_.push_back(t.relative_path + "/");
+    std::vector<size_t> counts(groups, 0);
+    int64_t in_tables = 0;
+    for (const auto& pt : parent.tables)
+      for (size_t i = 0; i < plan.tables.size(); ++i)
+        if (plan.tables[i].relative_path == pt.path) {
+          counts[i] = static_cast<size_t>(std::max<int64_t>(0, pt.files));
+          in_tables += pt.files;
+        }
+    counts.back() = static_cast<size_t>(std::max<int64_t>(0, parent.listed_files - in_tables));
+    for (size_t g = 0; g < groups; ++g) {
+      if (batch_records_.empty() || batch_records_.back() + counts[g] > max_records)
+        batch_records_.push_back(0);
+      batch_records_.back() += counts[g];
+      batch_of_.push_back(batch_records_.size() - 1);
+    }
+  }
+  bool empty() const { return env_ == nullptr; }
+  size_t batches() const { return batch_records_.size(); }
+  // Makes the entries of group `group` (a table's index in the plan; the number of tables for
+  // the extra files) the ones Find answers from.
+  Status Select(size_t group) {
+    if (empty() || batch_of_[group] == loaded_) return Status::Ok();
+    const size_t batch = batch_of_[group];
+    index_ = ManifestIndex();
+    loaded_ = SIZE_MAX;
+    auto index = ManifestIndex::Load(
+        *env_, list_path_, batch_records_[batch],
+        [&](std::string_view path) { return batch_of_[GroupOf(path)] == batch; });
+    if (!index.ok()) return index.error();
+    index_ = std::move(index).value();
+    loaded_ = batch;
+    // The list's parse freed several times what the index keeps: given back before the
+    // compressor's blocks are taken (300,000 files: 50 -> 38 MB resident).
+    ::malloc_trim(0);
+    return Status::Ok();
+  }
+  std::optional<ManifestFile> Find(const std::string& path) const {
+    if (empty()) return std::nullopt;
+    return index_.Find(path);
+  }
+
+ private:
+  // The table holding `path` (the longest table path it is under), or the extra files' group.
+  size_t GroupOf(std::string_view path) const {
+    size_t group = prefixes_.size(), longest = 0;
+    for (size_t i = 0; i < prefixes_.size(); ++i)
+      if (prefixes_[i].size() > longest && path.substr(0, prefixes_[i].size()) == prefixes_[i]) {
+        group = i;
+        longest = prefixes_[i].size();
+      }
+    return group;
+  }
+
+  Env* env_ = nullptr;
+  std::string list_path_;
+  std::vector<std::string> prefixes_;  // each table's relative path and '/'
+  std::vector<size_t> batch_of_;       // group -> batch
+  std::vector<size_t> batch_records_;  // batch -> the parent's count of its entries
+  size_t loaded_ = SIZE_MAX;
+  ManifestIndex index_;
+};
 
 // Why the newest backup cannot be a parent, or empty when it can.
 std::string ParentProblem(const Catalog& catalog, const CatalogEntry& parent) {
@@ -394,18 +473,23 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
   const TimePoint now = options.now.value_or(Clock::now());
   LV_ASSIGN_OR_RETURN(KindDecision decision, DecideKind(config, options, catalog, now));
-  // The parent's list as a compact index (72 bytes a file): at 300,000 files the list itself
-  // and a map over it were 130 MB.
-  ManifestIndex parent_files;
+  // The parent's list as a compact index (72 bytes a file; at 300,000 files the list itself
+  // and a map over it were 130 MB), a batch of tables at a time.
+  ParentLookup parent;
   if (decision.parent) {
-    auto index = ManifestIndex::Load(env, ManifestSidecarPath(dir, decision.parent->id),
-                                     static_cast<size_t>(decision.parent->manifest->listed_files));
-    if (!index.ok()) return Error("backup " + decision.parent->id + ": " + index.message());
-    parent_files = std::move(index).value();
-    // The list's parse freed several times what the index keeps: given back before the
-    // compressor's blocks are taken (300,000 files: 50 -> 38 MB resident).
-    ::malloc_trim(0);
+    parent = ParentLookup(env, ManifestSidecarPath(dir, decision.parent->id),
+                          *decision.parent->manifest, plan,
+                          options.max_parent_index_records ? options.max_parent_index_records
+                                                           : ParentLookup::kParentIndexRecords);
+    outcome.parent_index_batches = parent.batches();
+    if (parent.batches() > 1)
+      spdlog::debug("the parent's list is indexed in {} batches of tables", parent.batches());
   }
+  auto select = [&](size_t group) -> Status {
+    Status selected = parent.Select(group);
+    if (!selected.ok()) return Error("backup " + decision.parent->id + ": " + selected.message());
+    return Status::Ok();
+  };
   outcome.kind_reason = decision.reason;
 
   // Pre-flight (the guide's "disk full"): the archive can be no larger than the bytes it takes
@@ -413,19 +497,24 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   {
     int64_t estimate = 0;
     auto count = [&](const PlannedFile& f) {
-      auto listed = parent_files.Find(f.relative_path);
+      auto listed = parent.Find(f.relative_path);
       if (!listed || listed->size != f.size || listed->mtime != f.mtime)
         estimate += f.inline_content ? static_cast<int64_t>(f.inline_content->size()) : f.size;
       return Status::Ok();
     };
-    for (const auto& t : plan.tables) {
+    if (parent.empty()) {
       // Without a parent every byte counts, and the sum is known without reading the list.
-      if (parent_files.empty())
-        estimate += t.Bytes();
-      else
-        LV_RETURN_IF_ERROR(t.files.ForEach(env, count));
+      for (const auto& t : plan.tables) estimate += t.Bytes();
+      for (const auto& f : plan.extra_files) count(f);
+    } else {
+      // Last group first: the batch left indexed is then the first one the write needs.
+      LV_RETURN_IF_ERROR(select(plan.tables.size()));
+      for (const auto& f : plan.extra_files) count(f);
+      for (size_t i = plan.tables.size(); i-- > 0;) {
+        LV_RETURN_IF_ERROR(select(i));
+        LV_RETURN_IF_ERROR(plan.tables[i].files.ForEach(env, count));
+      }
     }
-    for (const auto& f : plan.extra_files) count(f);
     estimate += 1 << 20;  // headers, manifest, sidecars
     LV_RETURN_IF_ERROR(CheckFreeSpace(dir, estimate));
   }
@@ -467,8 +556,9 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   ProgressBar progress("backup " + manifest.id, plan.TotalBytes(), options.progress);
   auto take = [&](ArchiveWriter& writer, const PlannedFile& file) -> Status {
     progress.Advance(file.size);
-    if (!parent_files.empty()) {
-      if (auto reused = ReusableRecord(env, plan, file, parent_files)) return list.Add(*reused);
+    if (!parent.empty()) {
+      if (auto reused = ReusableRecord(env, plan, file, parent.Find(file.relative_path)))
+        return list.Add(*reused);
     }
     outcome.files_stored++;
     outcome.bytes_stored +=
@@ -493,9 +583,12 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       }
       LV_RETURN_IF_ERROR(writer->AddDirectory(entry));
     }
-    for (const auto& table : plan.tables)
-      LV_RETURN_IF_ERROR(
-          table.files.ForEach(env, [&](const PlannedFile& file) { return take(*writer, file); }));
+    for (size_t i = 0; i < plan.tables.size(); ++i) {
+      LV_RETURN_IF_ERROR(select(i));
+      LV_RETURN_IF_ERROR(plan.tables[i].files.ForEach(
+          env, [&](const PlannedFile& file) { return take(*writer, file); }));
+    }
+    LV_RETURN_IF_ERROR(select(plan.tables.size()));
     for (const auto& file : plan.extra_files) LV_RETURN_IF_ERROR(take(*writer, file));
     lap("files read and archived");
     manifest.files_stored = outcome.files_stored;

@@ -38,6 +38,9 @@ struct BackupOptions {
   // written; it is written by appending only, so a reader can follow it as it grows (uploads to
   // S3 during the backup). `archive_name` is its final file name.
   std::function<void(const std::string& path, const std::string& archive_name)> on_archive_created;
+  // How many of the parent's entries an incremental indexes at once (0: the default, 24 MiB of
+  // index); more are indexed a batch of tables at a time.
+  size_t max_parent_index_records = 0;
 };
 
 struct BackupOutcome {
@@ -49,6 +52,7 @@ struct BackupOutcome {
   int64_t bytes_stored = 0;
   std::string kind_reason;  // why full or incremental
   double seconds = 0;
+  size_t parent_index_batches = 0;  // the batches of tables the parent's list was indexed in
 };
 
 std::string BackupDirFor(const Config& config, const BackupOptions& options);

@@ -34,12 +34,13 @@ bool DigestBytes(const std::string& hex, uint8_t out[32]) {
 
 }  // namespace
 
-Result<ManifestIndex> ManifestIndex::Load(Env& env, const std::string& path,
-                                          size_t expected_files) {
+Result<ManifestIndex> ManifestIndex::Load(Env& env, const std::string& path, size_t expected_files,
+                                          const std::function<bool(std::string_view)>& keep) {
   ManifestIndex index;
   index.records_.reserve(expected_files);
   std::unordered_map<std::string, uint32_t> backup_ids;
   LV_ASSIGN_OR_RETURN(Manifest header, ReadManifestFile(env, path, [&](ManifestFile&& f) {
+                        if (keep && !keep(f.path)) return Status::Ok();
                         Record r;
                         if (!f.link.empty() || !DigestBytes(f.sha256, r.sha256)) {
                           std::string key = f.path;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,7 +29,9 @@ class ManifestIndex {
   // shape (links, a digest that is not 64 hex digits) are kept whole, apart.
   // `expected_files` (the catalogue's count of the list) reserves the records at once: grown by
   // doubling they were held twice, and more, while copied.
-  static Result<ManifestIndex> Load(Env& env, const std::string& path, size_t expected_files = 0);
+  // `keep`, when given, picks the entries kept by path (the others are skipped as read).
+  static Result<ManifestIndex> Load(Env& env, const std::string& path, size_t expected_files = 0,
+                                    const std::function<bool(std::string_view)>& keep = nullptr);
   // The entry listed at `path`, as the list has it; nullopt when there is none.
   std::optional<ManifestFile> Find(const std::string& path) const;
   size_t size() const { return records_.size() + irregular_.size(); }

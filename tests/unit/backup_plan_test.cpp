@@ -7,8 +7,13 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "backup/backup.h"
 #include "backup/plan.h"
+#include "core/time.h"
+#include "crypto/sha256.h"
 #include "delta/delta.h"
+#include "manifest/catalog.h"
+#include "manifest/manifest.h"
 #include "support/test_util.h"
 
 namespace fs = std::filesystem;
@@ -314,8 +319,8 @@ class EachTablePlannedTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* name : {"a", "b"}) {
-      DeltaWriter writer(tmp_.path() / "data/lake" / name);
-      for (int i = 0; i < 3; ++i) writer.Append();
+      writers_.push_back(std::make_unique<DeltaWriter>(tmp_.path() / "data/lake" / name));
+      for (int i = 0; i < 3; ++i) writers_.back()->Append();
     }
     config_.root = tmp_.str();
     config_.lake = "data/lake";
@@ -327,6 +332,7 @@ class EachTablePlannedTest : public ::testing::Test {
 
   TempDir tmp_;
   Config config_;
+  std::vector<std::unique_ptr<DeltaWriter>> writers_;  // tables a and b
 };
 
 TEST_F(EachTablePlannedTest, EachTableIsHandedOverBeforeTheNextIsPlanned) {
@@ -394,6 +400,54 @@ TEST_F(EachTablePlannedTest, ABackupThatFailsOnALaterTableLeavesNoScratchFile) {
   EXPECT_EQ(made["tables"][1]["files"], doc["tables"][1]["files"]);
   RunResult verified = RunLakevault({"verify", "latest"}, tmp_.str());
   EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+}
+
+// An incremental looks each file up in its parent's list, indexed a batch of tables at a time
+// when the list is bigger than the bound: with room for one entry, each table (and the extra
+// files) is its own batch, and the files taken again are still only those that changed.
+TEST_F(EachTablePlannedTest, AnIncrementalFindsItsParentsFilesABatchOfTablesAtATime) {
+  WriteFile(tmp_.path() / "config/app.yaml", "x: 1\n");
+  config_.files = {"config/app.yaml"};
+  BackupOptions options;
+  options.kind = BackupKind::kFull;
+  options.backup_dir = (tmp_.path() / "one").string();
+  options.now = *ParseTime("2026-12-01T00:00:00Z");
+  auto full = RunBackup(config_, options, Env::Default());
+  ASSERT_TRUE(full.ok()) << full.message();
+  CopyTree(tmp_.path() / "one", tmp_.path() / "two");
+  writers_[1]->Append();  // table b
+
+  options.kind = BackupKind::kIncremental;
+  options.now = *ParseTime("2026-12-02T00:00:00Z");
+  auto batched_options = options;
+  batched_options.backup_dir = (tmp_.path() / "two").string();
+  batched_options.max_parent_index_records = 1;
+  auto whole = RunBackup(config_, options, Env::Default());
+  ASSERT_TRUE(whole.ok()) << whole.message();
+  auto batched = RunBackup(config_, batched_options, Env::Default());
+  ASSERT_TRUE(batched.ok()) << batched.message();
+  EXPECT_EQ(whole->parent_index_batches, 1u);
+  EXPECT_EQ(batched->parent_index_batches, 3u);  // a, b, the config file
+  // The new commit and its data file, nothing else.
+  EXPECT_EQ(whole->files_stored, 2);
+  EXPECT_EQ(batched->files_stored, 2);
+
+  auto lines = [&](const std::string& dir, const std::string& id) {
+    auto m = LoadManifest(Env::Default(), ManifestSidecarPath(dir, id));
+    EXPECT_TRUE(m.ok()) << m.message();
+    std::vector<std::string> out;
+    for (const auto& f : m->files)
+      out.push_back(f.path + " " + f.sha256 + " " + (f.backup == id ? "own" : f.backup));
+    return out;
+  };
+  auto listed = lines((tmp_.path() / "two").string(), batched->manifest.id);
+  EXPECT_EQ(listed, lines((tmp_.path() / "one").string(), whole->manifest.id));
+  EXPECT_EQ(std::count_if(listed.begin(), listed.end(),
+                          [&](const std::string& l) { return l.ends_with(" own"); }),
+            2);
+  EXPECT_NE(std::find(listed.begin(), listed.end(),
+                      "config/app.yaml " + Sha256Hex("x: 1\n") + " " + full->manifest.id),
+            listed.end());
 }
 
 }  // namespace
