@@ -18,6 +18,7 @@
 #include "core/progress.h"
 #include "core/time.h"
 #include "crypto/sha256.h"
+#include "delta/delta.h"
 #include "manifest/catalog.h"
 #include "manifest/chain.h"
 #include "manifest/list_index.h"
@@ -204,50 +205,72 @@ std::optional<ManifestFile> ReusableRecord(Env& env, const BackupPlan& plan,
   return same;
 }
 
-// The parent's list, looked up a group of files at a time (a table's, or the extra files'), in
-// plan order: its entries are indexed for a batch of consecutive groups at once, as many as fit
-// the bound (kParentIndexRecords) by the parent's own counts, so what is held is bounded by the
-// biggest table, not the lake (two tables of 300,000 files held 43 MB of index at once). A lake
-// that fits (any lake under about 350,000 files) is one batch, indexed by a single read of the
-// list.
+// The parent's list, looked up a group of files at a time, in plan order: a table's files (of a
+// table planned in shares: its log entries, then each share), and last the extra files. Its
+// entries are indexed for a batch of consecutive groups at once, as many as fit the bound
+// (kParentIndexRecords) by the parent's own counts, so what is held is bounded by the biggest
+// group, not the lake (two tables of 300,000 files held 43 MB of index at once). A lake that
+// fits (any lake under about 350,000 files) is one batch, indexed by a single read of the list.
 class ParentLookup {
  public:
   static constexpr size_t kParentIndexRecords = (size_t{24} << 20) / 72;
+  static constexpr size_t kTableFiles = SIZE_MAX;  // Group: a table's `files`, not a share
 
   ParentLookup() = default;
   ParentLookup(Env& env, std::string list_path, const Manifest& parent, const BackupPlan& plan,
                size_t max_records)
       : env_(&env), list_path_(std::move(list_path)) {
-    const size_t groups = plan.tables.size() + 1;
-    for (const auto& t : plan.tables) prefixes_.push_back(t.relative_path + "/");
-    std::vector<size_t> counts(groups, 0);
+    std::vector<size_t> counts;  // the parent's files in each table, then outside any
     int64_t in_tables = 0;
-    for (const auto& pt : parent.tables)
-      for (size_t i = 0; i < plan.tables.size(); ++i)
-        if (plan.tables[i].relative_path == pt.path) {
-          counts[i] = static_cast<size_t>(std::max<int64_t>(0, pt.files));
+    for (const auto& t : plan.tables) {
+      prefixes_.push_back(t.relative_path + "/");
+      counts.push_back(0);
+      for (const auto& pt : parent.tables)
+        if (t.relative_path == pt.path) {
+          counts.back() = static_cast<size_t>(std::max<int64_t>(0, pt.files));
           in_tables += pt.files;
         }
-    counts.back() = static_cast<size_t>(std::max<int64_t>(0, parent.listed_files - in_tables));
-    for (size_t g = 0; g < groups; ++g) {
-      if (batch_records_.empty() || batch_records_.back() + counts[g] > max_records)
+    }
+    for (size_t i = 0; i < plan.tables.size(); ++i) {
+      const PlannedTable& t = plan.tables[i];
+      first_group_.push_back(groups_.size());
+      if (t.shares.empty()) {
+        groups_.push_back({i, Group::kWhole, 0, 1, counts[i]});
+        continue;
+      }
+      // The log entries, then the shares, each counted as its part of the parent's table.
+      groups_.push_back({i, Group::kLog, 0, 1, t.files.size()});
+      for (const auto& share : t.shares)
+        groups_.push_back({i, Group::kShare, share.part, share.parts, counts[i] / share.parts});
+    }
+    groups_.push_back({plan.tables.size(), Group::kWhole, 0, 1,
+                       static_cast<size_t>(std::max<int64_t>(0, parent.listed_files - in_tables))});
+    for (size_t g = 0; g < groups_.size(); ++g) {
+      if (batch_records_.empty() || batch_records_.back() + groups_[g].records > max_records) {
         batch_records_.push_back(0);
-      batch_records_.back() += counts[g];
+        batch_first_.push_back(g);
+      }
+      batch_records_.back() += groups_[g].records;
       batch_of_.push_back(batch_records_.size() - 1);
     }
   }
   bool empty() const { return env_ == nullptr; }
   size_t batches() const { return batch_records_.size(); }
-  // Makes the entries of group `group` (a table's index in the plan; the number of tables for
-  // the extra files) the ones Find answers from.
+  // The group of table `table`'s files (kTableFiles) or of its share `share`; of the extra files
+  // for the number of tables.
+  size_t GroupOf(size_t table, size_t share = kTableFiles) const {
+    if (empty()) return 0;
+    if (table == first_group_.size()) return groups_.size() - 1;
+    return first_group_[table] + (share == kTableFiles ? 0 : 1 + share);
+  }
+  // Makes the entries of group `group` (see GroupOf) the ones Find answers from.
   Status Select(size_t group) {
     if (empty() || batch_of_[group] == loaded_) return Status::Ok();
     const size_t batch = batch_of_[group];
     index_ = ManifestIndex();
     loaded_ = SIZE_MAX;
-    auto index = ManifestIndex::Load(
-        *env_, list_path_, batch_records_[batch],
-        [&](std::string_view path) { return batch_of_[GroupOf(path)] == batch; });
+    auto index = ManifestIndex::Load(*env_, list_path_, batch_records_[batch],
+                                     [&](std::string_view path) { return InBatch(batch, path); });
     if (!index.ok()) return index.error();
     index_ = std::move(index).value();
     loaded_ = batch;
@@ -262,21 +285,49 @@ class ParentLookup {
   }
 
  private:
-  // The table holding `path` (the longest table path it is under), or the extra files' group.
-  size_t GroupOf(std::string_view path) const {
-    size_t group = prefixes_.size(), longest = 0;
+  struct Group {
+    enum Kind { kWhole, kLog, kShare };
+    size_t table;  // the number of tables for the extra files
+    Kind kind;
+    uint32_t part, parts;
+    size_t records;  // the parent's files in it, as far as its counts tell
+  };
+
+  // The table holding `path` (the longest table path it is under), or the number of tables.
+  size_t TableOf(std::string_view path) const {
+    size_t table = prefixes_.size(), longest = 0;
     for (size_t i = 0; i < prefixes_.size(); ++i)
       if (prefixes_[i].size() > longest && path.substr(0, prefixes_[i].size()) == prefixes_[i]) {
-        group = i;
+        table = i;
         longest = prefixes_[i].size();
       }
-    return group;
+    return table;
+  }
+  // Whether a group of `batch` may look `path` up. A log group takes whatever is below
+  // _delta_log/, a share the paths of its share: a few paths may be in both, which costs a
+  // record each, never a lookup that fails.
+  bool InBatch(size_t batch, std::string_view path) const {
+    const size_t table = TableOf(path);
+    const std::string_view rel =
+        table < prefixes_.size() ? path.substr(prefixes_[table].size()) : path;
+    for (size_t g = batch_first_[batch]; g < groups_.size() && batch_of_[g] == batch; ++g) {
+      const Group& group = groups_[g];
+      if (group.table != table) continue;
+      if (group.kind == Group::kWhole) return true;
+      if (group.kind == Group::kLog && rel.substr(0, 11) == "_delta_log/") return true;
+      if (group.kind == Group::kShare && delta::ShareOf(rel, group.parts) == group.part)
+        return true;
+    }
+    return false;
   }
 
   Env* env_ = nullptr;
   std::string list_path_;
   std::vector<std::string> prefixes_;  // each table's relative path and '/'
+  std::vector<Group> groups_;
+  std::vector<size_t> first_group_;    // table -> its first group
   std::vector<size_t> batch_of_;       // group -> batch
+  std::vector<size_t> batch_first_;    // batch -> its first group
   std::vector<size_t> batch_records_;  // batch -> the parent's count of its entries
   size_t loaded_ = SIZE_MAX;
   ManifestIndex index_;
@@ -411,6 +462,8 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
   PlanOptions plan_options;
   plan_options.allow_missing = options.allow_missing;
   plan_options.snapshot_only = options.snapshot_only;
+  if (options.max_table_replay_bytes)
+    plan_options.max_table_replay_bytes = options.max_table_replay_bytes;
   const std::string dir = BackupDirFor(config, options);
   const Compression compression = options.compression.value_or(config.compression);
   std::optional<FileLock> lock;
@@ -440,27 +493,39 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       ::malloc_trim(0);
       return Status::Ok();
     };
+    plan_options.on_share_planned = [](size_t, const PlannedTable&, size_t, PlannedFiles& files) {
+      files.KeepTotalsOnly();
+      ::malloc_trim(0);
+      return Status::Ok();
+    };
   } else {
     // Each table's file list goes to a scratch file beside the archive as soon as it is planned
     // (removed by the guard, or by the next run's RemoveStaleTemporaries if this one is killed)
     // and is read back in order: the plan holds one table's list at a time (four tables of
     // 300,000 files held all four before the first was written out), and the archive's write
     // holds none (PlannedFiles::Spill).
-    plan_options.on_table_planned = [&](size_t index, PlannedTable& table) -> Status {
+    auto spill = [&](const std::string& table, const std::string& name,
+                     PlannedFiles& files) -> Status {
       if (!lock) LV_RETURN_IF_ERROR(prepare());
       // Room for the scratch file, and for at least the archive's headers.
-      LV_RETURN_IF_ERROR(CheckFreeSpace(dir, table.files.SpillBytes() + (1 << 20)));
-      spill_paths.push_back(
-          (fs::path(dir) / (".backup_plan_" + std::to_string(index) + ".tmp")).string());
-      Status spilled = table.files.Spill(env, spill_paths.back());
+      LV_RETURN_IF_ERROR(CheckFreeSpace(dir, files.SpillBytes() + (1 << 20)));
+      spill_paths.push_back((fs::path(dir) / (".backup_plan_" + name + ".tmp")).string());
+      Status spilled = files.Spill(env, spill_paths.back());
       if (!spilled.ok())
-        return Error("writing the plan of table " + table.name + " to " + dir + ": " +
+        return Error("writing the plan of table " + table + " to " + dir + ": " +
                      spilled.message() + "; no backup was written");
       // What the list held is given back before the next table's replay, the parent's index
       // and the compressor's blocks take its place (much of it was in 1 MiB blocks that glibc
       // would otherwise keep).
       ::malloc_trim(0);
       return Status::Ok();
+    };
+    plan_options.on_table_planned = [&](size_t index, PlannedTable& table) {
+      return spill(table.name, std::to_string(index), table.files);
+    };
+    plan_options.on_share_planned = [&](size_t index, const PlannedTable& table, size_t share,
+                                        PlannedFiles& files) {
+      return spill(table.name, std::to_string(index) + "_" + std::to_string(share), files);
     };
   }
   LV_ASSIGN_OR_RETURN(outcome.plan, PlanBackup(config, plan_options));
@@ -508,11 +573,16 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       for (const auto& f : plan.extra_files) count(f);
     } else {
       // Last group first: the batch left indexed is then the first one the write needs.
-      LV_RETURN_IF_ERROR(select(plan.tables.size()));
+      LV_RETURN_IF_ERROR(select(parent.GroupOf(plan.tables.size())));
       for (const auto& f : plan.extra_files) count(f);
       for (size_t i = plan.tables.size(); i-- > 0;) {
-        LV_RETURN_IF_ERROR(select(i));
-        LV_RETURN_IF_ERROR(plan.tables[i].files.ForEach(env, count));
+        const PlannedTable& table = plan.tables[i];
+        for (size_t k = table.shares.size(); k-- > 0;) {
+          LV_RETURN_IF_ERROR(select(parent.GroupOf(i, k)));
+          LV_RETURN_IF_ERROR(table.shares[k].files.ForEach(env, count));
+        }
+        LV_RETURN_IF_ERROR(select(parent.GroupOf(i)));
+        LV_RETURN_IF_ERROR(table.files.ForEach(env, count));
       }
     }
     estimate += 1 << 20;  // headers, manifest, sidecars
@@ -542,7 +612,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     record.path = table.relative_path;
     record.version = table.version;
     record.rows = table.rows;
-    record.files = static_cast<int64_t>(table.files.size());
+    record.files = static_cast<int64_t>(table.FileCount());
     record.bytes = table.Bytes();
     manifest.tables.push_back(record);
     for (const auto& m : table.missing) manifest.missing.push_back(m);
@@ -583,12 +653,17 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       }
       LV_RETURN_IF_ERROR(writer->AddDirectory(entry));
     }
+    auto take_each = [&](const PlannedFile& file) { return take(*writer, file); };
     for (size_t i = 0; i < plan.tables.size(); ++i) {
-      LV_RETURN_IF_ERROR(select(i));
-      LV_RETURN_IF_ERROR(plan.tables[i].files.ForEach(
-          env, [&](const PlannedFile& file) { return take(*writer, file); }));
+      const PlannedTable& table = plan.tables[i];
+      LV_RETURN_IF_ERROR(select(parent.GroupOf(i)));
+      LV_RETURN_IF_ERROR(table.files.ForEach(env, take_each));
+      for (size_t k = 0; k < table.shares.size(); ++k) {
+        LV_RETURN_IF_ERROR(select(parent.GroupOf(i, k)));
+        LV_RETURN_IF_ERROR(table.shares[k].files.ForEach(env, take_each));
+      }
     }
-    LV_RETURN_IF_ERROR(select(plan.tables.size()));
+    LV_RETURN_IF_ERROR(select(parent.GroupOf(plan.tables.size())));
     for (const auto& file : plan.extra_files) LV_RETURN_IF_ERROR(take(*writer, file));
     lap("files read and archived");
     manifest.files_stored = outcome.files_stored;

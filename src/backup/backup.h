@@ -41,6 +41,9 @@ struct BackupOptions {
   // How many of the parent's entries an incremental indexes at once (0: the default, 24 MiB of
   // index); more are indexed a batch of tables at a time.
   size_t max_parent_index_records = 0;
+  // What a table's log replay may hold at once (0: the default of
+  // PlanOptions::max_table_replay_bytes); a bigger table is planned and written in shares.
+  size_t max_table_replay_bytes = 0;
 };
 
 struct BackupOutcome {
@@ -52,7 +55,7 @@ struct BackupOutcome {
   int64_t bytes_stored = 0;
   std::string kind_reason;  // why full or incremental
   double seconds = 0;
-  size_t parent_index_batches = 0;  // the batches of tables the parent's list was indexed in
+  size_t parent_index_batches = 0;  // the batches of groups the parent's list was indexed in
 };
 
 std::string BackupDirFor(const Config& config, const BackupOptions& options);

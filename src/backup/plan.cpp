@@ -20,7 +20,24 @@ namespace fs = std::filesystem;
 
 namespace lakevault {
 
-int64_t PlannedTable::Bytes() const { return files.Bytes(); }
+int64_t PlannedTable::Bytes() const {
+  int64_t total = files.Bytes();
+  for (const auto& s : shares) total += s.files.Bytes();
+  return total;
+}
+
+size_t PlannedTable::FileCount() const {
+  size_t total = files.size();
+  for (const auto& s : shares) total += s.files.size();
+  return total;
+}
+
+Status PlannedTable::ForEachFile(Env& env,
+                                 const std::function<Status(const PlannedFile&)>& visit) const {
+  LV_RETURN_IF_ERROR(files.ForEach(env, visit));
+  for (const auto& s : shares) LV_RETURN_IF_ERROR(s.files.ForEach(env, visit));
+  return Status::Ok();
+}
 
 std::string AbsolutePath(const BackupPlan& plan, const PlannedFile& file) {
   return (fs::path(plan.root) / file.relative_path).string();
@@ -35,7 +52,7 @@ int64_t BackupPlan::TotalBytes() const {
 
 size_t BackupPlan::TotalFiles() const {
   size_t total = extra_files.size();
-  for (const auto& t : tables) total += t.files.size();
+  for (const auto& t : tables) total += t.FileCount();
   return total;
 }
 
@@ -105,6 +122,8 @@ Status WalkFiles(const fs::path& dir, const fs::path& root,
                          : entry.is_directory(type_ec) ? fs::file_type::directory
                                                        : fs::file_type::regular;
     if (type_ec) type = fs::file_type::none;  // vanished or unreadable: StatFile reports it
+    // Left out while listing, not after: a folder may hold a million files, most of them skipped.
+    if (type != fs::file_type::directory && skip && skip(entry.path())) continue;
     entries.emplace_back(entry.path(), type);
   }
   std::sort(entries.begin(), entries.end());
@@ -114,7 +133,6 @@ Status WalkFiles(const fs::path& dir, const fs::path& root,
       LV_RETURN_IF_ERROR(WalkFiles(path, root, add, directories, tolerate_vanish, skip));
       continue;
     }
-    if (skip && skip(path)) continue;
     bool vanished = false;
     auto file = StatFile(path, root, &vanished);
     // A writer's staging file may be renamed away between listing and stat.
@@ -143,10 +161,105 @@ std::optional<int64_t> CountRows(const delta::Snapshot& snap, const fs::path& di
   return rows;
 }
 
+// The files a snapshot (or share `part` of `parts` of it) needs besides its live data files:
+// their deletion vector files, and the change data files of the commits replayed. Unsorted.
+std::vector<std::string> OtherRequiredFiles(delta::Snapshot& snap) {
+  std::vector<std::string> others = std::move(snap.cdc_files);
+  for (const delta::LiveFile f : snap.light_files)
+    if (f.dv && !f.dv->file.empty() && f.dv->storage_type == "u") others.push_back(f.dv->file);
+  return others;
+}
+
+// Plans into `files` the live data files of `listed` (a light snapshot's, or one share's), the
+// `others` it needs (OtherRequiredFiles), and (unless snapshot_only) whatever else the table
+// folder holds in share `part` of `parts` by delta::ShareOf, leaving out `taken` (the log
+// entries planned already, relative to the table). Files the log references but that are absent
+// go to table.missing.
+Status PlanSnapshotFiles(const fs::path& dir, const fs::path& root, const PlanOptions& options,
+                         const std::set<std::string, std::less<>>& taken, delta::FileList list,
+                         std::vector<std::string> others, uint32_t part, uint32_t parts,
+                         PlannedTable& table, PlannedFiles& files,
+                         std::set<std::string>& directories) {
+  // The live data files, sorted by path in the snapshot's own list, which the plan keeps as the
+  // store of their paths (a copy of 300,000 paths was as large as the list), and the few others,
+  // sorted here.
+  std::sort(others.begin(), others.end());
+  others.erase(std::unique(others.begin(), others.end()), others.end());
+  files.KeepListedPaths(std::move(list), table.relative_path);
+  const delta::FileList& listed = files.listed();
+  // Which needed files were planned, for the walk of the table folder below.
+  std::vector<char> listed_taken(listed.size(), 0), others_taken(others.size(), 0);
+  size_t li = 0, oi = 0;
+  std::optional<std::string_view> previous;
+  while (true) {
+    while (li < listed.size() && listed[li].absolute) ++li;  // see AbsolutePaths
+    const bool from_list =
+        li < listed.size() && (oi == others.size() || listed[li].path <= others[oi]);
+    if (!from_list && oi == others.size()) break;
+    const size_t index = from_list ? li++ : oi++;
+    const std::string_view rel = from_list ? listed[index].path : std::string_view(others[index]);
+    // The two sequences merged are sorted, so a path met twice (live with two deletion vectors,
+    // or both listed and another file's deletion vector) comes twice in a row: planned once.
+    if (previous == rel) continue;
+    previous = rel;
+    if (taken.count(rel)) continue;
+    fs::path p = dir / rel;
+    bool vanished = false;
+    auto file = StatFile(p, root, &vanished);
+    if (!file.ok() && vanished) {
+      table.missing.push_back(Relative(p, root));
+      continue;
+    }
+    if (!file.ok()) return file.status();
+    for (fs::path d = p.parent_path(); d != dir && d.has_parent_path(); d = d.parent_path())
+      directories.insert(Relative(d, root));
+    if (from_list) {
+      listed_taken[index] = 1;
+      files.AddListed(static_cast<uint32_t>(index), *file);
+    } else {
+      others_taken[index] = 1;
+      files.Add(*file);
+    }
+  }
+  if (!table.missing.empty() && !options.allow_missing) return Status::Ok();  // see PlanTable
+  if (!options.snapshot_only) {
+    auto is_taken = [&](const std::string& rel) {
+      if (taken.count(rel)) return true;
+      // The first listed file of that path is the one the loop above planned, if any.
+      size_t lo = listed.LowerBound(rel);
+      if (lo < listed.size() && listed[lo].path == rel && listed_taken[lo]) return true;
+      auto it = std::lower_bound(others.begin(), others.end(), rel);
+      return it != others.end() && *it == rel && others_taken[it - others.begin()];
+    };
+    std::set<std::string> rest_dirs;
+    auto already_or_not_this_version = [&](const fs::path& path) {
+      std::string rel = path.lexically_relative(dir).generic_string();
+      // Another share's: its walk takes it.
+      if (parts > 1 && delta::ShareOf(rel, parts) != part) return true;
+      if (is_taken(rel)) return true;
+      if (rel.rfind("_delta_log/", 0) != 0) return false;
+      // Log entries past the pinned version are not this version; files the protocol does not
+      // name (statistics folders, writers' leftovers) are kept, as everything else is.
+      auto kind = delta::ClassifyLogName(rel.substr(11));
+      return kind.version >= 0 || kind.kind != delta::LogFileKind::kOther;
+    };
+    auto add_rest = [&](PlannedFile&& f) {
+      f.may_vanish = true;
+      files.Add(f);
+    };
+    LV_RETURN_IF_ERROR(WalkFiles(dir, root, add_rest, rest_dirs, /*tolerate_vanish=*/true,
+                                 already_or_not_this_version));
+    for (const auto& d : rest_dirs) directories.insert(d);
+  }
+  files.Sort();
+  return Status::Ok();
+}
+
 // Plans one table at its pinned version: the log up to it, every file it references, and
-// (unless snapshot_only) whatever else the table folder holds.
+// (unless snapshot_only) whatever else the table folder holds. A table whose live files do not
+// fit options.max_table_replay_bytes is planned in shares (PlannedTable::shares).
 Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& options,
-                 PlannedTable& table, std::set<std::string>& directories,
+                 size_t index, PlannedTable& table, std::set<std::string>& directories,
                  std::vector<std::string>& warnings) {
   LV_ASSIGN_OR_RETURN(auto first, delta::ListLog(dir.string()));
   int64_t pinned = delta::LatestVersion(first);
@@ -155,25 +268,11 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
   // readdir makes no promise for entries renamed meanwhile). Every commit up to the pinned
   // version was in place before the first listing ended, so a second listing holds them all.
   LV_ASSIGN_OR_RETURN(auto log, delta::ListLog(dir.string()));
-  auto snap =
-      delta::LoadSnapshot(Env::Default(), dir.string(), log, pinned, {.keep_actions = false});
-  if (!snap.ok())
-    return Error("table " + table.name + ": version " + std::to_string(pinned) +
-                 " is unreadable: " + snap.message());
-  // The log's decoding freed as much as the snapshot holds, much of it in the decoding thread's
-  // arena, where glibc keeps it: given back now, it is not added to what planning takes next.
-  ::malloc_trim(0);
-  for (const auto& w : snap->warnings) warnings.push_back("table " + table.name + ": " + w);
   table.version = pinned;
   spdlog::debug(
       "table {} pinned at version {}: a writer committing meanwhile is fine, its later "
       "commits and files are not part of this version and are left out",
       table.name, pinned);
-  table.rows = CountRows(*snap, dir);
-  table.absolute_paths = snap->AbsolutePaths();
-  for (const auto& a : table.absolute_paths)
-    warnings.push_back("table " + table.name + " references " + a +
-                       " outside the table folder; it is not in the backup");
 
   // Relative to the table folder: the log entries taken, which the snapshot's files skip below.
   std::set<std::string, std::less<>> taken;
@@ -209,62 +308,79 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     taken.insert("_delta_log/_last_checkpoint");
   }
 
-  // The files this version needs (those of Snapshot::RequiredFiles, walked rather than copied):
-  // the live data files, sorted by path in the snapshot's own list, which the plan keeps as the
-  // store of their paths (a copy of 300,000 paths was as large as the list), and the few others,
-  // sorted here: deletion vector files and the change data files of the commits replayed. A light
-  // snapshot (keep_actions = false) holds its live files in light_files only.
-  std::vector<std::string> others = std::move(snap->cdc_files);
-  for (const delta::LiveFile f : snap->light_files)
-    if (f.dv && !f.dv->file.empty() && f.dv->storage_type == "u") others.push_back(f.dv->file);
-  std::sort(others.begin(), others.end());
-  others.erase(std::unique(others.begin(), others.end()), others.end());
-  table.files.KeepListedPaths(std::move(snap->light_files), table.relative_path);
-  // The rest of the snapshot is not needed: given back before the files are stat'ed.
-  *snap = delta::Snapshot();
-  const delta::FileList& listed = table.files.listed();
-  // Which needed files were planned, for the walk of the table folder below.
-  std::vector<char> listed_taken(listed.size(), 0), others_taken(others.size(), 0);
-  size_t li = 0, oi = 0;
-  std::optional<std::string_view> previous;
-  while (true) {
-    while (li < listed.size() && listed[li].absolute) ++li;  // see AbsolutePaths
-    const bool from_list =
-        li < listed.size() && (oi == others.size() || listed[li].path <= others[oi]);
-    if (!from_list && oi == others.size()) break;
-    const size_t index = from_list ? li++ : oi++;
-    const std::string_view rel = from_list ? listed[index].path : std::string_view(others[index]);
-    // The two sequences merged are sorted, so a path met twice (live with two deletion vectors,
-    // or both listed and another file's deletion vector) comes twice in a row: planned once.
-    if (previous == rel) continue;
-    previous = rel;
-    if (taken.count(rel)) continue;
-    fs::path p = dir / rel;
-    bool vanished = false;
-    auto file = StatFile(p, root, &vanished);
-    if (!file.ok() && vanished) {
-      table.missing.push_back(Relative(p, root));
-      continue;
-    }
-    if (!file.ok()) return file.status();
-    for (fs::path d = p.parent_path(); d != dir && d.has_parent_path(); d = d.parent_path())
-      directories.insert(Relative(d, root));
-    if (from_list) {
-      listed_taken[index] = 1;
-      table.files.AddListed(static_cast<uint32_t>(index), *file);
-    } else {
-      others_taken[index] = 1;
-      table.files.Add(*file);
+  auto unreadable = [&](const Status& s) {
+    return Error("table " + table.name + ": version " + std::to_string(pinned) +
+                 " is unreadable: " + s.message());
+  };
+  // The snapshot, whole when it fits, else in shares. A share's files need the deletion vector
+  // files of its share by path, which live files of any share may name: a first walk through
+  // the shares gathers those (and the row count), a second plans each share.
+  std::vector<std::pair<uint32_t, uint32_t>> shares;  // (part, parts) of the first walk
+  std::vector<std::string> others;                    // every share's OtherRequiredFiles
+  std::optional<int64_t> rows = 0;
+  Status planned = Status::Ok();
+  Status read = delta::ForEachSnapshotShare(
+      Env::Default(), dir.string(), log, pinned, options.max_table_replay_bytes,
+      [&](delta::Snapshot& snap, uint32_t part, uint32_t parts) -> Status {
+        // The log's decoding freed as much as the snapshot holds, much of it in the decoding
+        // thread's arena, where glibc keeps it: given back now, it is not added to what planning
+        // takes next.
+        ::malloc_trim(0);
+        if (shares.empty())
+          for (const auto& w : snap.warnings) warnings.push_back("table " + table.name + ": " + w);
+        auto share_rows = CountRows(snap, dir);
+        rows = rows && share_rows ? std::optional<int64_t>(*rows + *share_rows) : std::nullopt;
+        for (auto& a : snap.AbsolutePaths()) table.absolute_paths.push_back(std::move(a));
+        std::vector<std::string> mine = OtherRequiredFiles(snap);
+        shares.emplace_back(part, parts);
+        if (parts == 1) {
+          delta::FileList list = std::move(snap.light_files);
+          // The rest of the snapshot is not needed: given back before the files are stat'ed.
+          snap = delta::Snapshot();
+          planned = PlanSnapshotFiles(dir, root, options, taken, std::move(list), std::move(mine),
+                                      0, 1, table, table.files, directories);
+          return planned;
+        }
+        others.insert(others.end(), std::make_move_iterator(mine.begin()),
+                      std::make_move_iterator(mine.end()));
+        return Status::Ok();
+      });
+  if (!planned.ok()) return planned;
+  if (!read.ok()) return unreadable(read);
+  table.rows = rows;
+  std::sort(table.absolute_paths.begin(), table.absolute_paths.end());
+  for (const auto& a : table.absolute_paths)
+    warnings.push_back("table " + table.name + " references " + a +
+                       " outside the table folder; it is not in the backup");
+  if (shares.size() > 1 || (shares.size() == 1 && shares[0].second > 1)) {
+    std::sort(others.begin(), others.end());
+    others.erase(std::unique(others.begin(), others.end()), others.end());
+    spdlog::debug("table {} is planned in {} shares of its files", table.name, shares.size());
+    for (size_t s = 0; s < shares.size(); ++s) {
+      const auto [part, parts] = shares[s];
+      auto snap = delta::LoadSnapshot(Env::Default(), dir.string(), log, pinned,
+                                      {.keep_actions = false, .part = part, .parts = parts});
+      if (!snap.ok()) return unreadable(snap.status());
+      delta::FileList list = std::move(snap->light_files);
+      *snap = delta::Snapshot();
+      ::malloc_trim(0);
+      std::vector<std::string> mine;
+      for (const auto& o : others)
+        if (delta::ShareOf(o, parts) == part) mine.push_back(o);
+      PlannedShare share{part, parts, {}};
+      LV_RETURN_IF_ERROR(PlanSnapshotFiles(dir, root, options, taken, std::move(list),
+                                           std::move(mine), part, parts, table, share.files,
+                                           directories));
+      // The backup fails: the other shares are read only for the count of missing files.
+      if (!table.missing.empty() && !options.allow_missing) continue;
+      if (options.on_share_planned)
+        LV_RETURN_IF_ERROR(options.on_share_planned(index, table, s, share.files));
+      table.shares.push_back(std::move(share));
     }
   }
-  auto is_taken = [&](const std::string& rel) {
-    if (taken.count(rel)) return true;
-    // The first listed file of that path is the one the loop above planned, if any.
-    size_t lo = listed.LowerBound(rel);
-    if (lo < listed.size() && listed[lo].path == rel && listed_taken[lo]) return true;
-    auto it = std::lower_bound(others.begin(), others.end(), rel);
-    return it != others.end() && *it == rel && others_taken[it - others.begin()];
-  };
+  // Share by share they were found in share order.
+  if (!table.shares.empty() || shares.size() > 1)
+    std::sort(table.missing.begin(), table.missing.end());
   if (!table.missing.empty() && !options.allow_missing) {
     std::string list;
     for (size_t i = 0; i < table.missing.size() && i < 5; ++i)
@@ -274,25 +390,6 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     return Error("table " + table.name + " version " + std::to_string(pinned) +
                  " references files that are missing: " + list +
                  " (--allow-missing takes what exists and marks the backup incomplete)");
-  }
-  if (!options.snapshot_only) {
-    std::set<std::string> rest_dirs;
-    auto already_or_not_this_version = [&](const fs::path& path) {
-      std::string rel = path.lexically_relative(dir).generic_string();
-      if (is_taken(rel)) return true;
-      if (rel.rfind("_delta_log/", 0) != 0) return false;
-      // Log entries past the pinned version are not this version; files the protocol does not
-      // name (statistics folders, writers' leftovers) are kept, as everything else is.
-      auto kind = delta::ClassifyLogName(rel.substr(11));
-      return kind.version >= 0 || kind.kind != delta::LogFileKind::kOther;
-    };
-    auto add_rest = [&](PlannedFile&& f) {
-      f.may_vanish = true;
-      table.files.Add(f);
-    };
-    LV_RETURN_IF_ERROR(WalkFiles(dir, root, add_rest, rest_dirs, /*tolerate_vanish=*/true,
-                                 already_or_not_this_version));
-    for (const auto& d : rest_dirs) directories.insert(d);
   }
   table.files.Sort();
   return Status::Ok();
@@ -360,7 +457,8 @@ Result<BackupPlan> PlanBackup(const Config& config, const PlanOptions& options) 
     PlannedTable table;
     table.name = name;
     table.relative_path = Relative(dir, root);
-    LV_RETURN_IF_ERROR(PlanTable(dir, root, options, table, directories, plan.warnings));
+    LV_RETURN_IF_ERROR(
+        PlanTable(dir, root, options, plan.tables.size(), table, directories, plan.warnings));
     if (options.on_table_planned)
       LV_RETURN_IF_ERROR(options.on_table_planned(plan.tables.size(), table));
     plan.tables.push_back(std::move(table));

@@ -33,7 +33,7 @@ void PrintPlan(const BackupPlan& plan, const std::string& dir, Compression c) {
              plan.TotalFiles(), HumanBytes(plan.TotalBytes()), dir, CompressionName(c));
   for (const auto& t : plan.tables)
     fmt::print(
-        "  table {:<28} v{:<6} {:>6} files {:>12}{}\n", t.name, t.version, t.files.size(),
+        "  table {:<28} v{:<6} {:>6} files {:>12}{}\n", t.name, t.version, t.FileCount(),
         HumanBytes(t.Bytes()),
         t.missing.empty() ? "" : fmt::format("  ({} referenced files missing)", t.missing.size()));
   for (const auto& f : plan.extra_files)
@@ -158,7 +158,7 @@ void AddBackupCommand(CLI::App& app, Context& ctx, CommandBody* body) {
         doc["tables"] = nlohmann::json::array();
         for (const auto& t : outcome.plan.tables)
           doc["tables"].push_back({{"name", t.name},
-                                   {"files", t.files.size()},
+                                   {"files", t.FileCount()},
                                    {"bytes", t.Bytes()},
                                    {"version", t.version},
                                    {"rows", t.rows ? nlohmann::json(*t.rows) : nlohmann::json()},

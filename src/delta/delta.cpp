@@ -245,18 +245,6 @@ size_t HashFile(const FileKey& f) {
   return h;
 }
 
-// Which of `parts` (a power of two) shares a path falls in. The hash is mixed first: a replay's
-// index takes the low bits of the path's plain hash, and a share's files must not all share them.
-uint32_t ShareOf(std::string_view path, uint32_t parts) {
-  uint64_t h = std::hash<std::string_view>()(path);
-  h ^= h >> 33;
-  h *= 0xff51afd7ed558ccdULL;
-  h ^= h >> 33;
-  h *= 0xc4ceb9fe1a85ec53ULL;
-  h ^= h >> 33;
-  return static_cast<uint32_t>(h & (parts - 1));
-}
-
 // Snapshot order: by path, then by deletion vector as the key strings sort.
 bool FileBefore(const FileKey& a, const FileKey& b) {
   int c = a.path.compare(b.path);
@@ -912,6 +900,18 @@ Status ReplayCommitFast(FastCommitReader& reader, const std::string& text, int64
 
 }  // namespace
 
+// The hash is mixed first: a replay's index takes the low bits of the path's plain hash, and a
+// share's files must not all share them.
+uint32_t ShareOf(std::string_view path, uint32_t parts) {
+  uint64_t h = std::hash<std::string_view>()(path);
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  h *= 0xc4ceb9fe1a85ec53ULL;
+  h ^= h >> 33;
+  return static_cast<uint32_t>(h & (parts - 1));
+}
+
 LogFile ClassifyLogName(const std::string& name) { return Classify(name); }
 
 bool IsTable(const std::string& dir) {
@@ -1365,6 +1365,13 @@ Status ForEachSnapshotShare(
   // Listed once: every share is replayed from the same log, so at the same version even while
   // a writer commits.
   LV_ASSIGN_OR_RETURN(auto log, ListLog(table_dir));
+  return ForEachSnapshotShare(env, table_dir, log, version, max_bytes, each);
+}
+
+Status ForEachSnapshotShare(
+    Env& env, const std::string& table_dir, const std::vector<LogFile>& log,
+    std::optional<int64_t> version, size_t max_bytes,
+    const std::function<Status(Snapshot& share, uint32_t part, uint32_t parts)>& each) {
   // Past this a share's bound is dropped: a share of one file cannot be split further.
   constexpr uint32_t kMostParts = 1u << 16;
   std::vector<std::pair<uint32_t, uint32_t>> todo{{0, 1}};  // (part, parts), the next last

@@ -217,6 +217,17 @@ Status ForEachSnapshotShare(
     Env& env, const std::string& table_dir, std::optional<int64_t> version, size_t max_bytes,
     const std::function<Status(Snapshot& share, uint32_t part, uint32_t parts)>& each);
 
+// The same, replaying `log`, a listing of the table's log already taken.
+Status ForEachSnapshotShare(
+    Env& env, const std::string& table_dir, const std::vector<LogFile>& log,
+    std::optional<int64_t> version, size_t max_bytes,
+    const std::function<Status(Snapshot& share, uint32_t part, uint32_t parts)>& each);
+
+// Which of `parts` (a power of two) shares of a table `path` (relative to the table, as the log
+// names it once decoded) falls in: SnapshotOptions::part. Files found beside the snapshot's are
+// so assigned to the same shares.
+uint32_t ShareOf(std::string_view path, uint32_t parts);
+
 // Parses a JSON commit (newline-delimited actions). Blank lines are skipped; any malformed line
 // is an error naming its line number. Exposed for tests and fuzzing.
 Result<std::vector<nlohmann::json>> ParseActions(const std::string& text);

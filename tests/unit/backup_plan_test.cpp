@@ -307,6 +307,71 @@ TEST_F(TablePlanTest, MissingFilesAreRefusedWithoutAllowMissing) {
       << plan.message();
 }
 
+// A table whose live files do not fit the replay bound is planned in shares of its files by
+// path: the same files with the same flags, each once (a deletion vector file named by live
+// files of two shares too), the log entries in `files` and every other file in the share its
+// path falls in, each share sorted; what is missing is found the same.
+TEST_F(TablePlanTest, ATablePlannedInSharesTakesTheSameFilesEachOnceInItsShare) {
+  auto described = [](const PlannedTable& t) {
+    std::vector<std::string> out;
+    Status s = t.ForEachFile(Env::Default(), [&](const PlannedFile& f) {
+      out.push_back(f.relative_path + " " + std::to_string(f.size) + " " + std::to_string(f.mtime) +
+                    " " + f.link_target + (f.may_vanish ? " may vanish" : ""));
+      return Status::Ok();
+    });
+    EXPECT_TRUE(s.ok()) << s.message();
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  for (bool snapshot_only : {true, false}) {
+    SCOPED_TRACE(snapshot_only ? "snapshot only" : "whole folder");
+    auto whole = PlanBackup(config_, {.allow_missing = true, .snapshot_only = snapshot_only});
+    ASSERT_TRUE(whole.ok()) << whole.message();
+    auto shared = PlanBackup(
+        config_,
+        {.allow_missing = true, .snapshot_only = snapshot_only, .max_table_replay_bytes = 600});
+    ASSERT_TRUE(shared.ok()) << shared.message();
+    const PlannedTable& w = whole->tables[0];
+    const PlannedTable& s = shared->tables[0];
+    EXPECT_TRUE(w.shares.empty());
+    ASSERT_GE(s.shares.size(), 2u);
+    EXPECT_EQ(described(s), described(w));
+    EXPECT_EQ(s.FileCount(), w.FileCount());
+    EXPECT_EQ(s.Bytes(), w.Bytes());
+    EXPECT_EQ(s.missing, w.missing);
+    EXPECT_EQ(s.absolute_paths, w.absolute_paths);
+    EXPECT_EQ(s.rows, w.rows);
+    EXPECT_EQ(shared->directories, whole->directories);
+    ASSERT_EQ(s.files.size(), 1u);  // the one commit
+    EXPECT_EQ(s.files[0].relative_path, "data/lake/t/_delta_log/" + CommitName(0));
+    uint32_t covered = 0;  // the shares are disjoint and cover every path
+    for (const auto& share : s.shares) {
+      covered += (1u << 16) / share.parts;
+      std::string previous;
+      for (const auto& f : share.files) {
+        std::string rel = f.relative_path.substr(12);
+        EXPECT_EQ(delta::ShareOf(rel, share.parts), share.part) << rel;
+        EXPECT_LT(previous, f.relative_path);
+        previous = f.relative_path;
+      }
+    }
+    EXPECT_EQ(covered, 1u << 16);
+  }
+  // dv1's file is named by b.parquet and d.parquet: planned once whichever shares they are in.
+  auto shared = PlanBackup(config_, {.allow_missing = true, .max_table_replay_bytes = 600});
+  ASSERT_TRUE(shared.ok()) << shared.message();
+  size_t dv1_seen = 0;
+  for (const auto& share : shared->tables[0].shares)
+    for (const auto& f : share.files) dv1_seen += f.relative_path == "data/lake/t/" + dv1_file_;
+  EXPECT_EQ(dv1_seen, 1u);
+
+  auto refused = PlanBackup(config_, {.snapshot_only = true, .max_table_replay_bytes = 600});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.message().find("references files that are missing: data/lake/t/gone.parquet "),
+            std::string::npos)
+      << refused.message();
+}
+
 }  // namespace lakevault::testing
 
 namespace lakevault::testing {
@@ -448,6 +513,69 @@ TEST_F(EachTablePlannedTest, AnIncrementalFindsItsParentsFilesABatchOfTablesAtAT
   EXPECT_NE(std::find(listed.begin(), listed.end(),
                       "config/app.yaml " + Sha256Hex("x: 1\n") + " " + full->manifest.id),
             listed.end());
+}
+
+// A table too big for one replay is planned, written and looked up in its parent share by share:
+// the backup verifies and restores byte for byte, an incremental on it takes only what changed,
+// and its list is the one a backup in one piece makes (in another order).
+TEST_F(EachTablePlannedTest, ATableInSharesIsBackedUpRestoredAndBuiltOnShareByShare) {
+  for (int i = 0; i < 6; ++i) writers_[0]->Append();  // table a: 7 live files
+  const fs::path backups = tmp_.path() / "backups";
+  BackupOptions options;
+  options.kind = BackupKind::kFull;
+  options.backup_dir = backups.string();
+  options.now = *ParseTime("2026-12-01T00:00:00Z");
+  options.max_table_replay_bytes = 200;
+  auto full = RunBackup(config_, options, Env::Default());
+  ASSERT_TRUE(full.ok()) << full.message();
+  ASSERT_EQ(full->plan.tables.size(), 2u);
+  EXPECT_GE(full->plan.tables[0].shares.size(), 2u);
+  for (const auto& e : fs::directory_iterator(backups))
+    EXPECT_EQ(e.path().filename().string().rfind(".backup_plan_", 0), std::string::npos)
+        << e.path();
+  RunResult verified = RunLakevault({"verify", "latest"}, tmp_.str());
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  const fs::path restored = tmp_.path() / "restored";
+  RunResult restore =
+      RunLakevault({"restore", full->manifest.id, "--to", restored.string()}, tmp_.str());
+  ASSERT_EQ(restore.exit_code, 0) << restore.out << restore.err;
+  EXPECT_EQ(TreeDigest(restored / "data/lake"), TreeDigest(tmp_.path() / "data/lake"));
+
+  // The same lake in one piece, beside it.
+  auto whole_options = options;
+  whole_options.backup_dir = (tmp_.path() / "whole").string();
+  whole_options.max_table_replay_bytes = 0;
+  auto whole = RunBackup(config_, whole_options, Env::Default());
+  ASSERT_TRUE(whole.ok()) << whole.message();
+  EXPECT_TRUE(whole->plan.tables[0].shares.empty());
+  EXPECT_EQ(full->manifest.tables[0].files, whole->manifest.tables[0].files);
+  EXPECT_EQ(full->manifest.tables[0].bytes, whole->manifest.tables[0].bytes);
+
+  writers_[0]->Append();
+  options.kind = BackupKind::kIncremental;
+  options.now = *ParseTime("2026-12-02T00:00:00Z");
+  options.max_parent_index_records = 1;  // each share its own batch
+  auto incremental = RunBackup(config_, options, Env::Default());
+  ASSERT_TRUE(incremental.ok()) << incremental.message();
+  EXPECT_GE(incremental->parent_index_batches, 4u);
+  // The new commit and its data file; every other file is found in the parent.
+  EXPECT_EQ(incremental->files_stored, 2);
+  verified = RunLakevault({"verify", "latest"}, tmp_.str());
+  EXPECT_EQ(verified.exit_code, 0) << verified.out << verified.err;
+  fs::remove_all(restored);
+  restore = RunLakevault({"restore", "latest", "--to", restored.string()}, tmp_.str());
+  ASSERT_EQ(restore.exit_code, 0) << restore.out << restore.err;
+  EXPECT_EQ(TreeDigest(restored / "data/lake"), TreeDigest(tmp_.path() / "data/lake"));
+
+  auto lines = [&](const fs::path& dir, const std::string& id) {
+    auto m = LoadManifest(Env::Default(), ManifestSidecarPath(dir.string(), id));
+    EXPECT_TRUE(m.ok()) << m.message();
+    std::vector<std::string> out;
+    for (const auto& f : m->files) out.push_back(f.path + " " + f.sha256);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(lines(backups, full->manifest.id), lines(tmp_.path() / "whole", whole->manifest.id));
 }
 
 }  // namespace
