@@ -548,7 +548,8 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
                                                            : ParentLookup::kParentIndexRecords);
     outcome.parent_index_batches = parent.batches();
     if (parent.batches() > 1)
-      spdlog::debug("the parent's list is indexed in {} batches of tables", parent.batches());
+      spdlog::debug("the parent's list is indexed in {} batches (tables, or shares of a big table)",
+                    parent.batches());
   }
   auto select = [&](size_t group) -> Status {
     Status selected = parent.Select(group);

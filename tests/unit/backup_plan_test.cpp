@@ -526,9 +526,19 @@ TEST_F(EachTablePlannedTest, ATableInSharesIsBackedUpRestoredAndBuiltOnShareBySh
   options.backup_dir = backups.string();
   options.now = *ParseTime("2026-12-01T00:00:00Z");
   options.max_table_replay_bytes = 200;
+  auto dry_options = options;
+  dry_options.dry_run = true;
+  auto dry = RunBackup(config_, dry_options, Env::Default());
+  ASSERT_TRUE(dry.ok()) << dry.message();
+  EXPECT_FALSE(fs::exists(backups));  // nothing written, not even a scratch file
   auto full = RunBackup(config_, options, Env::Default());
   ASSERT_TRUE(full.ok()) << full.message();
   ASSERT_EQ(full->plan.tables.size(), 2u);
+  // The dry run counted share by share what the backup then took.
+  EXPECT_GE(dry->plan.tables[0].shares.size(), 2u);
+  EXPECT_EQ(dry->plan.TotalFiles(), full->plan.TotalFiles());
+  EXPECT_EQ(dry->plan.TotalBytes(), full->plan.TotalBytes());
+  EXPECT_EQ(static_cast<int64_t>(dry->plan.tables[0].FileCount()), full->manifest.tables[0].files);
   EXPECT_GE(full->plan.tables[0].shares.size(), 2u);
   for (const auto& e : fs::directory_iterator(backups))
     EXPECT_EQ(e.path().filename().string().rfind(".backup_plan_", 0), std::string::npos)
