@@ -2,12 +2,9 @@
 // and restore --from on a machine whose local backups are gone (the guide's server failure),
 // against a folder remote and against a real S3 server (s3rver) on 127.0.0.1.
 #include <gtest/gtest.h>
-#include <signal.h>
 
-#include <chrono>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <thread>
 
 #include "support/test_util.h"
 
@@ -69,7 +66,9 @@ TEST_F(OffsiteTest, FolderRemoteEncryptedRoundTripAndTampering) {
     std::string n = e.path().filename().string();
     EXPECT_TRUE(n.ends_with(".enc") || n.ends_with(".sha256") || n.ends_with(".manifest.json"))
         << n;
-    if (n.ends_with(".enc")) EXPECT_EQ(ReadFile(e.path()).find("IB_ACCOUNT"), std::string::npos);
+    if (n.ends_with(".enc")) {
+      EXPECT_EQ(ReadFile(e.path()).find("IB_ACCOUNT"), std::string::npos);
+    }
   }
   // A wrong key: one clear error, nothing restored.
   fs::remove_all(root_ / "backups");
@@ -262,33 +261,12 @@ TEST_F(OffsiteTest, LibcurlIsLoadedOnlyWhenARemoteNeedsIt) {
 }
 
 TEST_F(OffsiteTest, S3RemoteThroughS3rver) {
-  std::string dir = SourceDir() + "/tests/s3";
-  auto npm = RunShell(
-      "flock .install.lock sh -c 'test -d node_modules/s3rver || npm ci --no-audit --no-fund'",
-      dir);
-  if (npm.exit_code != 0) {
-    if (getenv("CI")) FAIL() << npm.err;
-    GTEST_SKIP() << "npm ci failed: " << npm.err;
+  S3Server s3(tmp_.path() / "s3data", "lakevault-test");
+  if (s3.port == 0) {
+    if (std::getenv("CI")) FAIL() << s3.error;
+    GTEST_SKIP() << s3.error;
   }
-  fs::path data = tmp_.path() / "s3data";
-  fs::create_directories(data);
-  fs::path portfile = tmp_.path() / "s3.port";
-  // stdin stays open through the pipe from sleep; the server exits when it closes.
-  RunShell("(sleep 600 | node --openssl-legacy-provider server.js " + data.string() +
-               " lakevault-test > " + portfile.string() + " 2>&1 &)",
-           dir);
-  int port = 0;
-  for (int i = 0; i < 300 && port == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    std::string text = fs::exists(portfile) ? ReadFile(portfile) : "";
-    if (text.rfind("PORT ", 0) == 0) port = std::stoi(text.substr(5));
-  }
-  struct Stop {
-    std::string pattern;
-    ~Stop() { RunShell("pkill -f '" + pattern + "'"); }
-  } stop{"server.js " + data.string()};
-  ASSERT_GT(port, 0) << "s3rver did not start: "
-                     << (fs::exists(portfile) ? ReadFile(portfile) : "");
+  const int port = s3.port;
   WriteFile(
       root_ / "lakevault.yaml",
       "remotes:\n  offsite: {type: s3, url: \"s3://lakevault-test/v6-trading\", endpoint: "
