@@ -252,8 +252,12 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
     LV_ASSIGN_OR_RETURN(
         auto reader,
         ArchiveReader::Open(env, link->archive_path, options.verify_archives ? &whole : nullptr));
-    ManifestStream next(env, list,
-                        [&](const ManifestFile& f) { return f.backup == link->id && wanted(f); });
+    auto mine = [&](const ManifestFile& f) { return f.backup == link->id && wanted(f); };
+    ManifestStream next(env, list, mine);
+    // Which of this archive's entries (in the list's order) are written: a bit each, for the
+    // reads that take the ones the merge did not meet.
+    std::vector<bool> done(per_archive[link->id], false);
+    size_t popped = 0, remaining = per_archive[link->id];
     bool manifest_matched = false;
     while (next.Peek() || (options.verify_archives && !manifest_matched)) {
       ArchiveEntry entry;
@@ -276,14 +280,10 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
       const ManifestFile* file = next.Peek();
       if (!file || file->path != entry.path) continue;  // not wanted, or out of the list's order
       LV_RETURN_IF_ERROR(pass.Write(*link, *reader, entry, next.Pop()));
+      done[popped++] = true;
+      --remaining;
     }
-    // What the merge did not meet: looked up by path in a second read (an archive whose members
-    // are not in its list's order; never one lakevault wrote).
-    std::unordered_map<std::string, ManifestFile> left;
-    while (const ManifestFile* f = next.Peek()) {
-      std::string path = f->path;
-      left.emplace(std::move(path), next.Pop());
-    }
+    while (next.Peek()) next.Pop();
     if (!next.result().ok())
       return Error("backup " + chain.back()->id + ": " + next.result().message());
     if (options.verify_archives) {
@@ -296,19 +296,61 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
                      ": archive checksum does not match its .sha256 sidecar (the file "
                      "is damaged)");
     }
-    if (!left.empty()) {
+    // What the merge did not meet (an archive whose members are not in the list's order: one
+    // written whole in path order under an incremental written in shares of a table, or the
+    // other way round) is taken by more reads of the archive. Few entries left are looked up by
+    // path in one read; more are merged again, each read meeting at least the next of them in
+    // the list, and most often all of one share: so what is held stays bounded, a bit an entry
+    // and at most max_unordered_entries of them.
+    while (remaining > 0) {
       LV_ASSIGN_OR_RETURN(auto again, ArchiveReader::Open(env, link->archive_path));
-      while (!left.empty()) {
+      outcome.archive_rereads++;
+      ManifestStream rest(env, list, mine);
+      size_t index = 0;
+      auto skip_done = [&] {
+        while (rest.Peek() && done[index]) {
+          rest.Pop();
+          ++index;
+        }
+      };
+      skip_done();
+      if (remaining <= options.max_unordered_entries) {
+        std::unordered_map<std::string, ManifestFile> left;
+        while (const ManifestFile* f = rest.Peek()) {
+          std::string path = f->path;
+          left.emplace(std::move(path), rest.Pop());
+          ++index;
+          skip_done();
+        }
+        while (!left.empty()) {
+          ArchiveEntry entry;
+          LV_ASSIGN_OR_RETURN(bool more, again->Next(&entry));
+          if (!more) break;
+          auto found = left.find(entry.path);
+          if (found == left.end()) continue;
+          LV_RETURN_IF_ERROR(pass.Write(*link, *again, entry, found->second));
+          left.erase(found);
+        }
+        if (!left.empty())
+          return Error(link->id + ": " + left.begin()->first + " is missing from the archive");
+        break;
+      }
+      size_t met = 0;
+      while (const ManifestFile* file = rest.Peek()) {
         ArchiveEntry entry;
         LV_ASSIGN_OR_RETURN(bool more, again->Next(&entry));
-        if (!more) break;
-        auto found = left.find(entry.path);
-        if (found == left.end()) continue;
-        LV_RETURN_IF_ERROR(pass.Write(*link, *again, entry, found->second));
-        left.erase(found);
+        if (!more) {
+          // Not one entry met: the first one left is not in the archive at all.
+          if (met == 0) return Error(link->id + ": " + file->path + " is missing from the archive");
+          break;
+        }
+        if (file->path != entry.path) continue;
+        LV_RETURN_IF_ERROR(pass.Write(*link, *again, entry, rest.Pop()));
+        done[index++] = true;
+        ++met;
+        skip_done();
       }
-      if (!left.empty())
-        return Error(link->id + ": " + left.begin()->first + " is missing from the archive");
+      remaining -= met;
     }
   }
   LV_RETURN_IF_ERROR(syncer.Finish());

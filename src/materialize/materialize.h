@@ -20,11 +20,17 @@ struct MaterializeOptions {
   bool verify_archives = false;
   // Called with the bytes written so far (for progress bars).
   std::function<void(int64_t)> on_progress;
+  // An archive whose members are not in its list's order leaves entries that one merge of the
+  // two does not meet: up to this many are looked up by path in one more read of the archive
+  // (held in a map, about 250 bytes each); more are merged again, a read each time.
+  size_t max_unordered_entries = size_t{1} << 14;
 };
 
 struct MaterializeOutcome {
   int64_t files = 0;
   int64_t bytes = 0;
+  // Reads of an archive after its first, for members out of the list's order.
+  int64_t archive_rereads = 0;
 };
 
 // `dest` must exist and be empty. On failure, what was written stays in `dest` for the caller

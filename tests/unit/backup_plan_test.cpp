@@ -586,6 +586,20 @@ TEST_F(EachTablePlannedTest, ATableInSharesIsBackedUpRestoredAndBuiltOnShareBySh
     return out;
   };
   EXPECT_EQ(lines(backups, full->manifest.id), lines(tmp_.path() / "whole", whole->manifest.id));
+
+  // An incremental in shares on a parent written in one piece: its list names the parent's
+  // members in share order, the parent's archive holds them in path order; restored exactly.
+  auto mixed_options = options;
+  mixed_options.backup_dir = (tmp_.path() / "whole").string();
+  auto mixed = RunBackup(config_, mixed_options, Env::Default());
+  ASSERT_TRUE(mixed.ok()) << mixed.message();
+  EXPECT_EQ(mixed->files_stored, 2);
+  const fs::path mixed_restored = tmp_.path() / "mixed";
+  restore = RunLakevault({"restore", "latest", "--path", (tmp_.path() / "whole").string(), "--to",
+                          mixed_restored.string()},
+                         tmp_.str());
+  ASSERT_EQ(restore.exit_code, 0) << restore.out << restore.err;
+  EXPECT_EQ(TreeDigest(mixed_restored / "data/lake"), TreeDigest(tmp_.path() / "data/lake"));
 }
 
 }  // namespace

@@ -117,6 +117,51 @@ TEST(MaterializeOrder, MembersInAndOutOfTheListsOrderAreAllWritten) {
   }
 }
 
+// An incremental written in shares of a big table whose parent was written in one piece (or the
+// other way round) lists the parent's members in another order than its archive holds them:
+// sorted runs interleaved. Past the bound of a map, each further read merges again, meeting a
+// run at a time: every file is written once, exactly, with a bit held per entry.
+TEST(MaterializeOrder, RunsOutOfTheArchivesOrderAreTakenByAReadEachWithoutAMap) {
+  TempDir backups;
+  std::vector<Member> members = Files(600);
+  std::vector<Member> listed;  // three shares: i % 3 == 0, then 1, then 2
+  for (int share = 0; share < 3; ++share)
+    for (size_t i = share; i < members.size(); i += 3) listed.push_back(members[i]);
+  MakeBackup(backups.path(), members, listed);
+  for (size_t bound : {size_t{0}, size_t{1} << 14}) {
+    SCOPED_TRACE("map bound " + std::to_string(bound));
+    TempDir out;
+    MaterializeOptions options;
+    options.max_unordered_entries = bound;
+    auto m = Materialize(backups.path(), out.path(), options);
+    ASSERT_TRUE(m.ok()) << m.message();
+    EXPECT_EQ(m->files, 600);
+    // The first read meets the first share; the other two take a merge each, or one map.
+    EXPECT_EQ(m->archive_rereads, bound == 0 ? 2 : 1);
+    for (const auto& f : members) EXPECT_EQ(ReadFile(out.path() / f.path), f.content) << f.path;
+  }
+  // Any order at all, a member missing: found by merges, then said.
+  std::vector<Member> shuffled = members;
+  std::reverse(shuffled.begin() + 100, shuffled.begin() + 300);
+  std::swap(shuffled[3], shuffled[500]);
+  shuffled.erase(shuffled.begin() + 7);  // f7
+  MakeBackup(backups.path(), shuffled, listed);
+  TempDir out;
+  MaterializeOptions no_map;
+  no_map.max_unordered_entries = 0;
+  auto missing = Materialize(backups.path(), out.path(), no_map);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find("data/lake/t/f7 is missing from the archive"), std::string::npos)
+      << missing.message();
+  shuffled.insert(shuffled.begin(), members[7]);
+  MakeBackup(backups.path(), shuffled, listed);
+  TempDir out2;
+  auto all = Materialize(backups.path(), out2.path(), no_map);
+  ASSERT_TRUE(all.ok()) << all.message();
+  EXPECT_EQ(all->files, 600);
+  for (const auto& f : members) EXPECT_EQ(ReadFile(out2.path() / f.path), f.content) << f.path;
+}
+
 TEST(MaterializeOrder, OnlyTheIncludedFilesAreWrittenAndAMissingOneIsAnError) {
   TempDir backups;
   std::vector<Member> listed = Files(50);
