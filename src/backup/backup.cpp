@@ -520,11 +520,12 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       ::malloc_trim(0);
       return Status::Ok();
     };
-    plan_options.on_table_planned = [&](size_t index, PlannedTable& table) {
+    // `spill` is taken by value: it goes out of scope here, before the plan calls the hooks.
+    plan_options.on_table_planned = [spill](size_t index, PlannedTable& table) {
       return spill(table.name, std::to_string(index), table.files);
     };
-    plan_options.on_share_planned = [&](size_t index, const PlannedTable& table, size_t share,
-                                        PlannedFiles& files) {
+    plan_options.on_share_planned = [spill](size_t index, const PlannedTable& table, size_t share,
+                                            PlannedFiles& files) {
       return spill(table.name, std::to_string(index) + "_" + std::to_string(share), files);
     };
   }
