@@ -352,7 +352,9 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
   for (const auto& a : table.absolute_paths)
     warnings.push_back("table " + table.name + " references " + a +
                        " outside the table folder; it is not in the backup");
-  if (shares.size() > 1 || (shares.size() == 1 && shares[0].second > 1)) {
+  // One replay held the whole table (planned into table.files as it was read), or it was split.
+  const bool whole = shares.size() == 1 && shares[0].second == 1;
+  if (!whole) {
     std::sort(others.begin(), others.end());
     others.erase(std::unique(others.begin(), others.end()), others.end());
     spdlog::debug("table {} is planned in {} shares of its files", table.name, shares.size());
@@ -379,8 +381,7 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
     }
   }
   // Share by share they were found in share order.
-  if (!table.shares.empty() || shares.size() > 1)
-    std::sort(table.missing.begin(), table.missing.end());
+  if (!whole) std::sort(table.missing.begin(), table.missing.end());
   if (!table.missing.empty() && !options.allow_missing) {
     std::string list;
     for (size_t i = 0; i < table.missing.size() && i < 5; ++i)
