@@ -202,8 +202,13 @@ Result<FileAction> ToFileAction(const nlohmann::json& a, int64_t version, bool k
   if (stats) f.num_records = NumRecords(a, *stats);
   if (auto d = a.find("deletionVector"); d != a.end() && d->is_object()) {
     auto dv = std::make_shared<DeletionVector>();
-    dv->storage_type = d->value("storageType", "");
-    dv->path_or_inline = d->value("pathOrInlineDv", "");
+    // json::value throws on a field of another type: a malformed log is an error, not a crash.
+    auto text_of = [&](const char* key) {
+      auto v = d->find(key);
+      return v != d->end() && v->is_string() ? v->get<std::string>() : std::string();
+    };
+    dv->storage_type = text_of("storageType");
+    dv->path_or_inline = text_of("pathOrInlineDv");
     if (auto o = d->find("offset"); o != d->end() && o->is_number_integer()) dv->offset = *o;
     if (auto o = d->find("sizeInBytes"); o != d->end() && o->is_number_integer()) dv->size = *o;
     if (auto o = d->find("cardinality"); o != d->end() && o->is_number_integer())

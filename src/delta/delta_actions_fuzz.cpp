@@ -15,11 +15,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         auto it = a.find(kind);
         if (it == a.end() || !it->is_object()) continue;
         auto p = it->find("path");
-        if (p != it->end() && p->is_string()) (void)lakevault::delta::DecodePath(p->get<std::string>());
+        if (p != it->end() && p->is_string())
+          (void)lakevault::delta::DecodePath(p->get<std::string>());
         auto dv = it->find("deletionVector");
+        // json::value throws on a field of another type: the harness reads strings only.
+        auto text_of = [&](const char* key) {
+          auto f = dv->find(key);
+          return f != dv->end() && f->is_string() ? f->get<std::string>() : std::string();
+        };
         if (dv != it->end() && dv->is_object())
-          (void)lakevault::delta::DeletionVectorFile(dv->value("storageType", ""),
-                                                     dv->value("pathOrInlineDv", ""));
+          (void)lakevault::delta::DeletionVectorFile(text_of("storageType"),
+                                                     text_of("pathOrInlineDv"));
       }
     }
   }
