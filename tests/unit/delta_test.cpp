@@ -148,3 +148,26 @@ TEST(Delta, OversizedNumbersInLogNamesAreUnknownFiles) {
   EXPECT_EQ(ClassifyLogName("00000000000000000001.99999999999999999999.compacted.json").kind,
             LogFileKind::kOther);
 }
+
+// A deletion vector whose text fields are of another JSON type is a malformed log: an error
+// value naming it, not an uncaught nlohmann::json type_error (found by delta_actions_fuzz).
+TEST(Delta, DeletionVectorFieldsOfAnotherTypeAreAnError) {
+  for (const std::string dv : {R"({"storageType":5,"pathOrInlineDv":"ab^-aqEH.-t@S}K{vb[*k^"})",
+                               R"({"storageType":"u","pathOrInlineDv":[1,2]})",
+                               R"({"storageType":null,"pathOrInlineDv":{"a":1}})"}) {
+    lt::TempDir t;
+    fs::create_directories(t.path() / "_delta_log");
+    lt::WriteFile(t.path() / "part-0.parquet", "x");
+    lt::WriteFile(
+        t.path() / "_delta_log" / lt::CommitName(0),
+        R"({"protocol":{"minReaderVersion":3,"minWriterVersion":7}})"
+        "\n"
+        R"({"metaData":{"id":"t","format":{"provider":"parquet"},"schemaString":"{}","partitionColumns":[]}})"
+        "\n"
+        R"({"add":{"path":"part-0.parquet","size":1,"modificationTime":1,"dataChange":true,"deletionVector":)" +
+            dv + "}}\n");
+    Result<delta::Snapshot> snap = delta::LoadSnapshot(Env::Default(), t.str());
+    ASSERT_FALSE(snap.ok()) << dv;
+    EXPECT_NE(snap.message().find("deletion"), std::string::npos) << snap.message();
+  }
+}
