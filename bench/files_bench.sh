@@ -5,12 +5,15 @@
 #
 #   bench/files_bench.sh
 #
+# consolidate, last, writes a synthetic full of the newest backup from its chain's archives.
+#
 # Knobs (environment):
 #   FILES_BENCH_FILES   live files (default 300000)
 #   FILES_BENCH_BYTES   bytes per data file (default 1024)
 #   FILES_BENCH_DIR     scratch folder (default bench/out/files-work); the table is kept and reused
 #                       while its shape matches, delete it to regenerate
-#   FILES_BENCH_STEPS   which of backup incremental list verify restore to run (default all)
+#   FILES_BENCH_STEPS   which of backup incremental list verify restore consolidate to run
+#                       (default all)
 #   LAKEVAULT_BIN       the binary (default build/lakevault)
 # Prints one line a step and writes bench/out/files-bench.json.
 set -euo pipefail
@@ -20,7 +23,7 @@ bin=${LAKEVAULT_BIN:-$top/build/lakevault}
 files=${FILES_BENCH_FILES:-300000}
 bytes=${FILES_BENCH_BYTES:-1024}
 work=${FILES_BENCH_DIR:-$top/bench/out/files-work}
-steps=${FILES_BENCH_STEPS:-backup incremental list verify restore}
+steps=${FILES_BENCH_STEPS:-backup incremental list verify restore consolidate}
 
 log() { printf 'files_bench: %s\n' "$*" >&2; }
 die() { log "$*"; exit 1; }
@@ -69,6 +72,7 @@ for s in $steps; do
     list) step list list ;;
     verify) step verify verify ;;
     restore) step restore restore --to "$work/restored" --yes ;;
+    consolidate) step consol consolidate latest ;;
     *) die "unknown step $s" ;;
   esac
 done

@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <set>
-#include <unordered_map>
 
 #include "archive/archive.h"
 #include "backup/publish.h"
@@ -12,6 +11,7 @@
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
 #include "manifest/chain.h"
+#include "materialize/materialize.h"
 
 namespace fs = std::filesystem;
 
@@ -42,7 +42,12 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
   LV_ASSIGN_OR_RETURN(Catalog catalog, Catalog::Load(dir));
   LV_ASSIGN_OR_RETURN(const CatalogEntry* target, catalog.Find(selector));
   LV_ASSIGN_OR_RETURN(auto chain, ResolveChain(catalog, target->id));
-  LV_ASSIGN_OR_RETURN(const Manifest source, LoadManifestFiles(catalog, *target));
+  if (!target->manifest) return Error(target->id + ": " + target->manifest_error);
+  // Neither list is held: the source's is read as a stream (ReadBackupMembers), the new one is
+  // written to its manifest file as members are copied. At 1,000,000 files each would be
+  // hundreds of MB as records.
+  const std::string source_list = ManifestSidecarPath(dir, target->id);
+  const Manifest& source = *target->manifest;
 
   ConsolidateOutcome outcome;
   Manifest& manifest = outcome.manifest;
@@ -54,66 +59,79 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
   manifest.compression = CompressionName(compression);
   manifest.archive = manifest.id + ArchiveExtension(compression);
   manifest.files.clear();
+  manifest.listed_files = manifest.listed_bytes = 0;
   const std::string final_path = (fs::path(dir) / manifest.archive).string();
   const std::string tmp_path = (fs::path(dir) / ("." + manifest.archive + ".tmp")).string();
+  const std::string manifest_tmp = ManifestTempPath(dir, manifest.id);
   spdlog::info("consolidate {} ({} backups in its chain) into full backup {}", source.id,
                chain.size(), manifest.id);
 
+  std::unique_ptr<WritableFile> manifest_file;
+  ManifestWriter list(
+      [&](std::string_view piece) { return manifest_file->Append(piece.data(), piece.size()); });
+  auto copy = [&](ArchiveWriter& writer, const CatalogEntry& link, ArchiveReader& reader,
+                  const ArchiveEntry& member, const ManifestFile& file) -> Status {
+    ManifestFile record = file;
+    record.backup = manifest.id;
+    ArchiveEntry entry;
+    entry.path = record.path;
+    entry.size = record.size;
+    entry.mode = record.mode;
+    entry.mtime = record.mtime;
+    if (!record.link.empty()) {
+      if (member.type != EntryType::kSymlink || member.link_target != record.link)
+        return Error(link.id + ": " + record.path + ": archive member differs from the manifest");
+      entry.link_target = record.link;
+      LV_RETURN_IF_ERROR(writer.AddSymlink(entry));
+    } else {
+      if (member.type != EntryType::kFile)
+        return Error(link.id + ": " + record.path + ": archive member is not a regular file");
+      MemberFile input(reader, member.path);
+      Sha256 hash;
+      LV_RETURN_IF_ERROR(writer.AddFile(entry, input, &hash));
+      if (hash.HexDigest() != record.sha256)
+        return Error(link.id + ": " + record.path +
+                     ": content does not match its SHA-256 (archive damaged)");
+    }
+    return list.Add(record);
+  };
+
   auto write = [&]() -> Status {
-    LV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(env, tmp_path, compression));
+    // Folders first, as a backup writes them: one read of the list for their names.
     std::set<std::string> folders;
-    for (const auto& f : source.files)
-      for (fs::path p = fs::path(f.path).parent_path(); !p.empty(); p = p.parent_path())
-        folders.insert(p.generic_string());
+    LV_RETURN_IF_ERROR(ReadManifestFile(env, source_list, [&](ManifestFile&& f) {
+                         for (fs::path p = fs::path(f.path).parent_path(); !p.empty();
+                              p = p.parent_path())
+                           if (!folders.insert(p.generic_string()).second) break;
+                         return Status::Ok();
+                       }).status());
+    LV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(env, tmp_path, compression));
+    LV_ASSIGN_OR_RETURN(manifest_file, env.NewWritableFile(manifest_tmp, 0600));
+    LV_RETURN_IF_ERROR(list.Begin(manifest));
     for (const auto& folder : folders) {
       ArchiveEntry entry;
       entry.path = folder + "/";
       entry.mode = 0755;
       LV_RETURN_IF_ERROR(writer->AddDirectory(entry));
     }
-    for (const CatalogEntry* link : chain) {
-      std::unordered_map<std::string, const ManifestFile*> wanted;
-      for (const auto& f : source.files)
-        if (f.backup == link->id) wanted[f.path] = &f;
-      if (wanted.empty()) continue;
-      LV_ASSIGN_OR_RETURN(auto reader, ArchiveReader::Open(env, link->archive_path));
-      while (!wanted.empty()) {
-        ArchiveEntry member;
-        LV_ASSIGN_OR_RETURN(bool more, reader->Next(&member));
-        if (!more) break;
-        auto it = wanted.find(member.path);
-        if (it == wanted.end()) continue;
-        ManifestFile record = *it->second;
-        record.backup = manifest.id;
-        ArchiveEntry entry;
-        entry.path = record.path;
-        entry.size = record.size;
-        entry.mode = record.mode;
-        entry.mtime = record.mtime;
-        if (!record.link.empty()) {
-          entry.link_target = record.link;
-          LV_RETURN_IF_ERROR(writer->AddSymlink(entry));
-        } else {
-          MemberFile input(*reader, member.path);
-          Sha256 hash;
-          LV_RETURN_IF_ERROR(writer->AddFile(entry, input, &hash));
-          if (hash.HexDigest() != record.sha256)
-            return Error(link->id + ": " + record.path +
-                         ": content does not match its SHA-256 (archive damaged)");
-        }
-        manifest.files.push_back(std::move(record));
-        wanted.erase(it);
-      }
-      if (!wanted.empty())
-        return Error(link->id + ": " + wanted.begin()->first + " is missing from the archive");
-    }
-    const std::string manifest_json = ManifestToJson(manifest);
-    const std::string manifest_tmp = ManifestTempPath(dir, manifest.id);
-    LV_RETURN_IF_ERROR(WriteSyncedFile(env, manifest_tmp, manifest_json));
+    folders.clear();
+    // The members in the order the chain's archives give them, the list in the same order: the
+    // new archive reads back in one merge.
+    LV_RETURN_IF_ERROR(ReadBackupMembers(env, catalog, target->id, MaterializeOptions{},
+                                         [&](const CatalogEntry& link, ArchiveReader& reader,
+                                             const ArchiveEntry& member, const ManifestFile& file) {
+                                           return copy(*writer, link, reader, member, file);
+                                         })
+                           .status());
+    LV_RETURN_IF_ERROR(list.End(manifest));
+    LV_RETURN_IF_ERROR(manifest_file->Sync());
+    LV_RETURN_IF_ERROR(manifest_file->Close());
     ArchiveEntry entry;
     entry.path = kManifestMemberName;
     entry.mode = 0600;
-    LV_RETURN_IF_ERROR(writer->AddBytes(entry, manifest_json));
+    entry.size = list.bytes_written();
+    LV_ASSIGN_OR_RETURN(auto manifest_source, env.NewSequentialFile(manifest_tmp));
+    LV_RETURN_IF_ERROR(writer->AddFile(entry, *manifest_source, nullptr));
     LV_RETURN_IF_ERROR(writer->Finish());
     outcome.archive_bytes = writer->bytes_written();
     return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
@@ -125,6 +143,7 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
     return Error("consolidate " + source.id + " failed: " + status.message() +
                  "; no backup was written, existing backups are untouched");
   }
+  manifest.listed_files = list.files();
   outcome.archive_path = final_path;
   return outcome;
 }

@@ -40,6 +40,7 @@ void AddConsolidateCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       if (flags->json) {
         std::cout << nlohmann::json{{"id", outcome.manifest.id},
                                     {"consolidated_from", outcome.manifest.consolidated_from},
+                                    {"files", outcome.manifest.listed_files},
                                     {"archive", outcome.archive_path},
                                     {"archive_bytes", outcome.archive_bytes}}
                          .dump(2)
@@ -47,7 +48,7 @@ void AddConsolidateCommand(CLI::App& app, Context& ctx, CommandBody* body) {
       } else {
         fmt::print("{} full (consolidated from {}): {} files -> {} ({}), verified\n",
                    outcome.manifest.id, outcome.manifest.consolidated_from,
-                   outcome.manifest.files.size(), HumanBytes(outcome.archive_bytes),
+                   outcome.manifest.listed_files, HumanBytes(outcome.archive_bytes),
                    outcome.archive_path);
       }
       return kExitOk;

@@ -146,20 +146,17 @@ Result<bool> MemberMatchesFile(Env& env, ArchiveReader& reader, const std::strin
   return more.ok() && *more == 0;
 }
 
-// One archive of the chain: its members written where `next` (the list's entries it holds, in
-// the list's order) wants them. A backup writes its members in its list's order, and an
-// incremental's list keeps the order of what it takes from an ancestor, so the two are merged as
-// they are read. Entries the merge does not meet are handed back in `left` for a lookup by path.
-struct ArchivePass {
+// Writes a member into the folder being materialised.
+struct FolderSink {
   Env& env;
   const MaterializeOptions& options;
   const fs::path& root;
   std::vector<char>& buffer;
   Syncer& syncer;
-  MaterializeOutcome& outcome;
+  int64_t& bytes;
 
-  Status Write(const CatalogEntry& link, ArchiveReader& reader, const ArchiveEntry& entry,
-               const ManifestFile& file) {
+  Status operator()(const CatalogEntry& link, ArchiveReader& reader, const ArchiveEntry& entry,
+                    const ManifestFile& file) {
     fs::path target = root / file.path;
     if (!file.link.empty()) {
       std::error_code ec;
@@ -168,54 +165,49 @@ struct ArchivePass {
         return Error(link.id + ": " + file.path + ": archive member differs from the manifest");
       if (::symlink(file.link.c_str(), target.c_str()) != 0)
         return ErrnoError("creating symlink " + target.string(), errno);
-    } else {
-      if (entry.type != EntryType::kFile)
-        return Error(link.id + ": " + file.path + ": archive member is not a regular file");
-      Status s = WriteMember(env, reader, file, target, buffer, syncer, &outcome.bytes);
-      if (!s.ok()) return s.error().Context("restoring from " + link.id);
-      if (options.on_progress) options.on_progress(outcome.bytes);
+      return Status::Ok();
     }
-    outcome.files++;
+    if (entry.type != EntryType::kFile)
+      return Error(link.id + ": " + file.path + ": archive member is not a regular file");
+    Status s = WriteMember(env, reader, file, target, buffer, syncer, &bytes);
+    if (!s.ok()) return s.error().Context("restoring from " + link.id);
+    if (options.on_progress) options.on_progress(bytes);
     return Status::Ok();
   }
 };
 
-}  // namespace
+// Every entry of the manifest file `list` (of backup `id`) handed to `check`; the first error.
+Status ReadList(Env& env, const std::string& list, const std::string& id,
+                const std::function<Status(const ManifestFile&)>& check) {
+  std::optional<Error> refused;
+  auto read = ReadManifestFile(env, list, [&](ManifestFile&& f) -> Status {
+    Status s = check(f);
+    if (!s.ok()) refused = s.error();
+    return s;
+  });
+  if (refused) return *refused;
+  if (!read.ok()) return Error("backup " + id + ": " + read.message());
+  return Status::Ok();
+}
 
-Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
-                                             const std::string& id, const std::string& dest,
-                                             const MaterializeOptions& options) {
+// ReadBackupMembers, with `check` called on every entry of the list (wanted or not) in the pass
+// that counts them, and `checked` once they all passed: both before any archive is read.
+Result<MaterializeOutcome> ReadMembers(Env& env, const Catalog& catalog, const std::string& id,
+                                       const MaterializeOptions& options,
+                                       const std::function<Status(const ManifestFile&)>& check,
+                                       const std::function<Status()>& checked,
+                                       const MemberSink& sink) {
   LV_ASSIGN_OR_RETURN(auto chain, ResolveChain(catalog, id));
   // The list is read from the target's sidecar as a stream, never held: first for the checks
-  // that need nothing written, then once per archive of the chain.
+  // that need nothing read, then once per archive of the chain.
   const std::string list = ManifestSidecarPath(catalog.dir(), chain.back()->id);
   std::set<std::string> in_chain;
   for (const CatalogEntry* link : chain) in_chain.insert(link->id);
   auto wanted = [&](const ManifestFile& f) { return !options.include || options.include(f.path); };
   std::map<std::string, size_t> per_archive;
   size_t expected = 0;
-  // A file below a symlink would be written wherever the link points: refused up front.
-  std::set<std::string> links;
-  std::optional<Error> refused;
-  auto read_list = [&](const std::function<Status(const ManifestFile&)>& check) -> Status {
-    auto read = ReadManifestFile(env, list, [&](ManifestFile&& f) -> Status {
-      Status s = check(f);
-      if (!s.ok()) refused = s.error();
-      return s;
-    });
-    if (refused) return *refused;
-    if (!read.ok()) return Error("backup " + chain.back()->id + ": " + read.message());
-    return Status::Ok();
-  };
-  LV_RETURN_IF_ERROR(read_list([&](const ManifestFile& file) -> Status {
-    if (!IsSafeMemberPath(file.path))
-      return Error("backup " + id + ": manifest names an unsafe path '" + file.path + "'");
-    if (!file.link.empty()) {
-      if (!SymlinkStaysInside(file.path, file.link))
-        return Error("backup " + id + ": symlink " + file.path + " points outside the lake (" +
-                     file.link + ")");
-      links.insert(file.path);
-    }
+  LV_RETURN_IF_ERROR(ReadList(env, list, chain.back()->id, [&](const ManifestFile& file) -> Status {
+    if (check) LV_RETURN_IF_ERROR(check(file));
     if (!wanted(file)) return Status::Ok();
     if (!in_chain.count(file.backup))
       return Error("backup " + id + " says " + file.path + " is in " + file.backup +
@@ -224,21 +216,15 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
     expected++;
     return Status::Ok();
   }));
-  if (!links.empty())
-    LV_RETURN_IF_ERROR(read_list([&](const ManifestFile& file) -> Status {
-      for (fs::path p = fs::path(file.path).parent_path(); !p.empty() && p != p.parent_path();
-           p = p.parent_path())
-        if (links.count(p.generic_string()))
-          return Error("backup " + id + ": " + file.path + " lies below the symlink " +
-                       p.generic_string() + "; refusing to write through it");
-      return Status::Ok();
-    }));
+  if (checked) LV_RETURN_IF_ERROR(checked());
 
   MaterializeOutcome outcome;
-  std::vector<char> buffer(1 << 20);
-  Syncer syncer(env);
-  const fs::path root(dest);
-  ArchivePass pass{env, options, root, buffer, syncer, outcome};
+  auto take = [&](const CatalogEntry& link, ArchiveReader& reader, const ArchiveEntry& entry,
+                  const ManifestFile& file) -> Status {
+    LV_RETURN_IF_ERROR(sink(link, reader, entry, file));
+    outcome.files++;
+    return Status::Ok();
+  };
   for (const CatalogEntry* link : chain) {
     if (per_archive[link->id] == 0 && !options.verify_archives) continue;
     std::string expected_sha;
@@ -253,8 +239,10 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
         auto reader,
         ArchiveReader::Open(env, link->archive_path, options.verify_archives ? &whole : nullptr));
     auto mine = [&](const ManifestFile& f) { return f.backup == link->id && wanted(f); };
+    // A backup writes its members in its list's order, and an incremental's list keeps the
+    // order of what it takes from an ancestor, so the two are merged as they are read.
     ManifestStream next(env, list, mine);
-    // Which of this archive's entries (in the list's order) are written: a bit each, for the
+    // Which of this archive's entries (in the list's order) were taken: a bit each, for the
     // reads that take the ones the merge did not meet.
     std::vector<bool> done(per_archive[link->id], false);
     size_t popped = 0, remaining = per_archive[link->id];
@@ -279,7 +267,7 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
       }
       const ManifestFile* file = next.Peek();
       if (!file || file->path != entry.path) continue;  // not wanted, or out of the list's order
-      LV_RETURN_IF_ERROR(pass.Write(*link, *reader, entry, next.Pop()));
+      LV_RETURN_IF_ERROR(take(*link, *reader, entry, next.Pop()));
       done[popped++] = true;
       --remaining;
     }
@@ -328,7 +316,7 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
           if (!more) break;
           auto found = left.find(entry.path);
           if (found == left.end()) continue;
-          LV_RETURN_IF_ERROR(pass.Write(*link, *again, entry, found->second));
+          LV_RETURN_IF_ERROR(take(*link, *again, entry, found->second));
           left.erase(found);
         }
         if (!left.empty())
@@ -345,7 +333,7 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
           break;
         }
         if (file->path != entry.path) continue;
-        LV_RETURN_IF_ERROR(pass.Write(*link, *again, entry, rest.Pop()));
+        LV_RETURN_IF_ERROR(take(*link, *again, entry, rest.Pop()));
         done[index++] = true;
         ++met;
         skip_done();
@@ -353,12 +341,64 @@ Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
       remaining -= met;
     }
   }
-  LV_RETURN_IF_ERROR(syncer.Finish());
+  if (static_cast<size_t>(outcome.files) != expected)
+    return Error("backup " + id + ": took " + std::to_string(outcome.files) + " of " +
+                 std::to_string(expected) + " files");
+  return outcome;
+}
+
+}  // namespace
+
+Result<MaterializeOutcome> ReadBackupMembers(Env& env, const Catalog& catalog,
+                                             const std::string& id,
+                                             const MaterializeOptions& options,
+                                             const MemberSink& sink) {
+  return ReadMembers(env, catalog, id, options, nullptr, nullptr, sink);
+}
+
+Result<MaterializeOutcome> MaterializeBackup(Env& env, const Catalog& catalog,
+                                             const std::string& id, const std::string& dest,
+                                             const MaterializeOptions& options) {
+  // A file below a symlink would be written wherever the link points: refused up front.
+  std::set<std::string> links;
+  auto check = [&](const ManifestFile& file) -> Status {
+    if (!IsSafeMemberPath(file.path))
+      return Error("backup " + id + ": manifest names an unsafe path '" + file.path + "'");
+    if (!file.link.empty()) {
+      if (!SymlinkStaysInside(file.path, file.link))
+        return Error("backup " + id + ": symlink " + file.path + " points outside the lake (" +
+                     file.link + ")");
+      links.insert(file.path);
+    }
+    return Status::Ok();
+  };
+  auto checked = [&]() -> Status {
+    if (links.empty()) return Status::Ok();
+    LV_ASSIGN_OR_RETURN(auto chain, ResolveChain(catalog, id));
+    return ReadList(env, ManifestSidecarPath(catalog.dir(), chain.back()->id), chain.back()->id,
+                    [&](const ManifestFile& file) -> Status {
+                      for (fs::path p = fs::path(file.path).parent_path();
+                           !p.empty() && p != p.parent_path(); p = p.parent_path())
+                        if (links.count(p.generic_string()))
+                          return Error("backup " + id + ": " + file.path +
+                                       " lies below the symlink " + p.generic_string() +
+                                       "; refusing to write through it");
+                      return Status::Ok();
+                    });
+  };
+
+  std::vector<char> buffer(1 << 20);
+  Syncer syncer(env);
+  const fs::path root(dest);
+  int64_t bytes = 0;
+  FolderSink sink{env, options, root, buffer, syncer, bytes};
+  auto read = ReadMembers(env, catalog, id, options, check, checked, std::ref(sink));
+  Status synced = syncer.Finish();
+  LV_ASSIGN_OR_RETURN(MaterializeOutcome outcome, std::move(read));
+  LV_RETURN_IF_ERROR(synced);
   std::error_code ec;
   if (fs::exists(root, ec)) LV_RETURN_IF_ERROR(env.SyncFileSystem(root.string()));
-  if (static_cast<size_t>(outcome.files) != expected)
-    return Error("backup " + id + ": restored " + std::to_string(outcome.files) + " of " +
-                 std::to_string(expected) + " files");
+  outcome.bytes = bytes;
   // Folders back to the lake's own modes is not needed for Delta; files carry theirs.
   return outcome;
 }

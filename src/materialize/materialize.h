@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "archive/archive.h"
 #include "core/env.h"
 #include "core/result.h"
 #include "manifest/catalog.h"
@@ -32,6 +33,23 @@ struct MaterializeOutcome {
   // Reads of an archive after its first, for members out of the list's order.
   int64_t archive_rereads = 0;
 };
+
+// What ReadBackupMembers hands each listed file to: the archive of the chain that holds it,
+// positioned at its member (`entry`, whose path is the file's), and the file's entry in the
+// target's list. The sink reads the content from `reader` and checks it against `file`; an
+// error stops the read and is returned.
+using MemberSink = std::function<Status(const CatalogEntry& link, ArchiveReader& reader,
+                                        const ArchiveEntry& entry, const ManifestFile& file)>;
+
+// The members of backup `id` (those `options.include` accepts), each handed to `sink` once,
+// archive by archive of its chain, in the order they are met: the list is read from the
+// target's manifest sidecar as a stream and never held, so memory stays bounded whatever its
+// length. Fails when a listed file is in no archive of its chain; `outcome.files` counts the
+// sink's calls (`bytes` is left to the sink).
+Result<MaterializeOutcome> ReadBackupMembers(Env& env, const Catalog& catalog,
+                                             const std::string& id,
+                                             const MaterializeOptions& options,
+                                             const MemberSink& sink);
 
 // `dest` must exist and be empty. On failure, what was written stays in `dest` for the caller
 // to remove (it is a staging folder, never the live lake).

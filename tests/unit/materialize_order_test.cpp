@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <mutex>
 
+#include "backup/consolidate.h"
 #include "crypto/sha256.h"
 #include "manifest/catalog.h"
 #include "manifest/manifest.h"
@@ -56,41 +57,22 @@ Result<MaterializeOutcome> Materialize(const fs::path& dir, const fs::path& dest
 
 // The real file system, with a record of which files were fsynced one by one and which file
 // systems were synced whole.
-class SyncRecordingEnv final : public Env {
+class SyncRecordingEnv final : public ForwardingEnv {
  public:
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        mode_t mode) override {
-    return base_.NewWritableFile(path, mode);
-  }
-  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
-    return base_.NewSequentialFile(path);
-  }
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
-    return base_.NewRandomAccessFile(path);
-  }
-  Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
-    return base_.Rename(from, to, no_replace);
-  }
-  Status Exchange(const std::string& a, const std::string& b) override {
-    return base_.Exchange(a, b);
-  }
-  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
   Status SyncFile(const std::string& path) override {
     std::lock_guard<std::mutex> lock(mu_);
     synced_files.push_back(fs::path(path).filename().string());
-    return base_.SyncFile(path);
+    return ForwardingEnv::SyncFile(path);
   }
   Status SyncFileSystem(const std::string& path) override {
     std::lock_guard<std::mutex> lock(mu_);
     synced_file_systems.push_back(path);
-    return base_.SyncFileSystem(path);
+    return ForwardingEnv::SyncFileSystem(path);
   }
-  Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
 
   std::vector<std::string> synced_files, synced_file_systems;
 
  private:
-  Env& base_ = Env::Default();
   std::mutex mu_;
 };
 
@@ -224,6 +206,68 @@ TEST(MaterializeOrder, AFailedSyncOfTheFileSystemFailsTheMaterialisation) {
   auto m = Materialize(backups.path(), out.path(), {}, *env);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.message().find("syncfs"), std::string::npos) << m.message();
+}
+
+// Consolidating reads the chain as materialising does, and writes the new full's list in the
+// order its archive holds the members: out of order in the source, one merge in the result.
+TEST(MaterializeOrder, AConsolidatedFullHoldsItsMembersInItsListsOrder) {
+  TempDir backups;
+  std::vector<Member> members = Files(600);
+  std::vector<Member> listed;  // three shares, as in the test above
+  for (int share = 0; share < 3; ++share)
+    for (size_t i = share; i < members.size(); i += 3) listed.push_back(members[i]);
+  MakeBackup(backups.path(), members, listed);
+  auto made = RunConsolidate(Env::Default(), backups.str(), kId, Compression::kGzip,
+                             ParseTime("2026-01-02T00:00:00Z").value());
+  ASSERT_TRUE(made.ok()) << made.message();
+  EXPECT_EQ(made->manifest.listed_files, 600);
+  const std::string full = made->manifest.id;
+  ASSERT_NE(full, kId);
+
+  auto catalog = Catalog::Load(backups.str());
+  ASSERT_TRUE(catalog.ok());
+  auto manifest = LoadManifestFiles(*catalog, *catalog->Find(full).value());
+  ASSERT_TRUE(manifest.ok()) << manifest.message();
+  std::vector<std::string> list_order;
+  for (const auto& f : manifest->files) {
+    EXPECT_EQ(f.backup, full);
+    list_order.push_back(f.path);
+  }
+  std::vector<std::string> archive_order;
+  for (const auto& line : Lines(RunShell("tar -tzf " + made->archive_path).out))
+    if (line.back() != '/' && line != kManifestMemberName) archive_order.push_back(line);
+  EXPECT_EQ(archive_order, list_order);
+  std::vector<std::string> members_order;
+  for (const auto& m : members) members_order.push_back(m.path);
+  EXPECT_EQ(archive_order, members_order);  // the source archive's order, met in one read
+
+  TempDir out;
+  MaterializeOptions options;
+  options.verify_archives = true;
+  auto m = MaterializeBackup(Env::Default(), *catalog, full, out.str(), options);
+  ASSERT_TRUE(m.ok()) << m.message();
+  EXPECT_EQ(m->files, 600);
+  EXPECT_EQ(m->archive_rereads, 0);
+  for (const auto& f : members) EXPECT_EQ(ReadFile(out.path() / f.path), f.content) << f.path;
+}
+
+// A damaged member met out of order fails the consolidation and leaves nothing behind.
+TEST(MaterializeOrder, ConsolidatingADamagedChainWritesNothing) {
+  TempDir backups;
+  std::vector<Member> listed = Files(20);
+  std::vector<Member> members = listed;
+  std::swap(members[2], members[15]);
+  members[2].content[0] ^= 1;  // f15
+  MakeBackup(backups.path(), members, listed);
+  auto before = FolderState(backups.path());
+  auto made = RunConsolidate(Env::Default(), backups.str(), kId, Compression::kGzip,
+                             ParseTime("2026-01-02T00:00:00Z").value());
+  ASSERT_FALSE(made.ok());
+  EXPECT_NE(made.message().find("f15: content does not match"), std::string::npos)
+      << made.message();
+  auto after = FolderState(backups.path());
+  after.erase(".lakevault.lock");
+  EXPECT_EQ(after, before);
 }
 
 }  // namespace
