@@ -209,8 +209,9 @@ Result<Snapshot> LoadSnapshot(Env& env, const std::string& table_dir,
 // at most about `max_bytes` of live files, and calls `each` with every one in turn: the whole
 // table when it fits, else disjoint shares of its files (by a hash of the path) that together
 // are all of them, each from a replay of its own. A share whose replay outgrows `max_bytes` is
-// stopped there and split in two. So a table of any size is read in bounded memory, at the cost
-// of one replay of the log per share, plus the part of one for each split. The snapshot `each`
+// stopped there and split in as many as its growth up to the stop says it needs (at least two).
+// So a table of any size is read in bounded memory, at the cost of one replay of the log per
+// share, plus the part of one for each split. The snapshot `each`
 // gets holds its share's files, sorted by path; its other fields are the whole table's. `each`
 // may move from its snapshot; an error from it stops the walk and is returned.
 Status ForEachSnapshotShare(

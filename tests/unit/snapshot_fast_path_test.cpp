@@ -395,6 +395,66 @@ TEST(SnapshotShares, TogetherTheSharesAreTheSnapshotEachWithinItsBound) {
   (void)g;
 }
 
+// A split guesses the number of shares from how far the stopped replay got: on a table that only
+// grows, one replay stops and every share after it is read once, instead of halving again at
+// each stop (a replay stopped at a quarter of the log split into halves that stopped at half
+// of it, and so on down).
+TEST(SnapshotShares, OneStoppedReplayThenEachShareReadOnce) {
+  lt::TempDir tmp;
+  fs::path table = tmp.path() / "t";
+  WriteCommit(table, 0,
+              Commit({{{"protocol", {{"minReaderVersion", 1}, {"minWriterVersion", 2}}}},
+                      {{"metaData",
+                        {{"id", "t"},
+                         {"format", {{"provider", "parquet"}}},
+                         {"schemaString", "{}"},
+                         {"partitionColumns", nlohmann::json::array()}}}}}));
+  for (int v = 1; v <= 200; ++v) {
+    std::vector<nlohmann::json> adds;
+    for (int k = 0; k < 100; ++k)
+      adds.push_back({{"add",
+                       {{"path", "part-" + std::to_string(v * 100 + k) + ".parquet"},
+                        {"size", 1000},
+                        {"modificationTime", 1700000000000},
+                        {"dataChange", true}}}});
+    WriteCommit(table, v, Commit(adds));
+  }
+  // Counts the replays: each reads commit 1 once.
+  struct ReplayCountingEnv final : lt::ForwardingEnv {
+    int replays = 0;
+    Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+      if (path.ends_with("/00000000000000000001.json")) ++replays;
+      return ForwardingEnv::NewSequentialFile(path);
+    }
+    Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(
+        const std::string& path) override {
+      if (path.ends_with("/00000000000000000001.json")) ++replays;
+      return ForwardingEnv::NewRandomAccessFile(path);
+    }
+  };
+  auto whole = delta::LoadSnapshot(Env::Default(), table.string(), std::nullopt, kFast);
+  ASSERT_TRUE(whole.ok()) << whole.message();
+  const size_t bytes = whole->light_files.MemoryBytes();
+  for (size_t over : {3, 5, 12}) {
+    SCOPED_TRACE("table " + std::to_string(over) + " times the bound");
+    ReplayCountingEnv env;
+    int shares = 0;
+    size_t files = 0;
+    Status st = delta::ForEachSnapshotShare(
+        env, table.string(), std::nullopt, bytes / over,
+        [&](delta::Snapshot& share, uint32_t part, uint32_t parts) -> Status {
+          ++shares;
+          files += share.light_files.size();
+          return Status::Ok();
+        });
+    ASSERT_TRUE(st.ok()) << st.message();
+    EXPECT_EQ(files, 20000u);
+    EXPECT_GE(shares, static_cast<int>(over));
+    EXPECT_LE(shares, static_cast<int>(4 * over));
+    EXPECT_EQ(env.replays, shares + 1);
+  }
+}
+
 // Checkpoints (classic, multi-part, v2 with sidecars), deletion vectors and unreadable tables:
 // shares of a few files each give what one replay gives, and its error when it fails.
 TEST(SnapshotShares, EveryCorpusTableReadInSharesIsTheWholeTable) {
