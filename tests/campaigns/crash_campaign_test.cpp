@@ -256,13 +256,18 @@ TEST_F(CrashCampaign, RestoreKilledAtRandomInstants) {
   WriteFile(root_ / "data/lake/table-with-dv-small/junk.bin", std::string(200000, 'j'));
   fs::remove(root_ / "data/lake/checkpoint-cdf-table/_delta_log/00000000000000000005.json");
   const auto drifted = TreeDigest(root_ / "data/lake");
-  auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(RunLakevault({"restore", "--yes", "--with-config"}, root_.string()).exit_code, 0);
-  auto took =
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
-  ASSERT_EQ(TreeDigest(root_ / "data/lake"), backed_up);
-  ASSERT_EQ(RunLakevault({"rollback"}, root_.string()).exit_code, 0);
-  ASSERT_EQ(TreeDigest(root_ / "data/lake"), drifted);
+  // The kill window comes from the fastest of three runs: one slowed by a busy machine made it
+  // so wide that fewer than a third of the kills landed while a restore was running.
+  auto took = std::chrono::microseconds::max();
+  for (int run = 0; run < 3; ++run) {
+    auto t0 = std::chrono::steady_clock::now();
+    ASSERT_EQ(RunLakevault({"restore", "--yes", "--with-config"}, root_.string()).exit_code, 0);
+    took = std::min(took, std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - t0));
+    ASSERT_EQ(TreeDigest(root_ / "data/lake"), backed_up);
+    ASSERT_EQ(RunLakevault({"rollback"}, root_.string()).exit_code, 0);
+    ASSERT_EQ(TreeDigest(root_ / "data/lake"), drifted);
+  }
   std::mt19937 rng(11);
   const int kills = 60 * CampaignScale();
   int interrupted = 0;
