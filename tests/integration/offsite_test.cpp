@@ -243,6 +243,48 @@ TEST_F(OffsiteTest, PruneVerifyAndDrillWorkOnTheRemote) {
 // libcurl and its 25 libraries are loaded by the first remote or webhook call, not at start: a
 // local backup never maps them (the loader's own log, LD_DEBUG=files, names each library it
 // opens), and a command that talks to S3 loads it and works.
+// A remote prune reads each backup's manifest header as a stream, whatever the length of the
+// list after it: a read of the first 64 MiB left a manifest of some 200,000 files unreadable, and
+// its backup was never pruned ("kept: its manifest on the remote is unreadable").
+TEST_F(OffsiteTest, PruneRemoteReadsAManifestOfAnySize) {
+  fs::path remote = tmp_.path() / "offsite";
+  fs::create_directories(remote);
+  WriteFile(root_ / "lakevault.yaml",
+            "remotes:\n  dr: {type: local, path: " + remote.string() + "}\nretention: {days: 5}\n");
+  std::vector<std::string> ids;
+  for (const char* when : {"2030-01-01T17:00:00Z", "2030-02-10T17:00:00Z"}) {
+    auto r = Run({"backup", "--full", "--no-prune", "--upload", "dr", "--json"},
+                 {{"LAKEVAULT_NOW", when}});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    ids.push_back(nlohmann::json::parse(r.out)["id"]);
+  }
+  // January's manifest on the remote grows a list of 70,000 entries of long paths: 75 MB.
+  const fs::path object = remote / (ids[0] + ".manifest.json");
+  auto manifest = LoadManifest(Env::Default(), object.string());
+  ASSERT_TRUE(manifest.ok()) << manifest.message();
+  for (int i = 0; i < 70000; ++i) {
+    ManifestFile f;
+    f.path = "data/lake/option_legs/" + std::string(960, 'p') + std::to_string(i);
+    f.size = 1;
+    f.sha256 = std::string(64, 'a');
+    f.backup = ids[0];
+    manifest->files.push_back(std::move(f));
+  }
+  WriteFile(object, ManifestToJson(*manifest));
+  ASSERT_GT(fs::file_size(object), uintmax_t{64} << 20);
+
+  auto pruned =
+      Run({"prune", "--remote", "dr", "--json"}, {{"LAKEVAULT_NOW", "2030-02-20T12:00:00Z"}});
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.err;
+  auto decisions = nlohmann::json::parse(pruned.out)["remotes"][0]["backups"];
+  ASSERT_EQ(decisions.size(), 2u) << pruned.out;
+  EXPECT_FALSE(decisions[0]["keep"].get<bool>()) << decisions[0];
+  auto listed = nlohmann::json::parse(Run({"list", "--remote", "dr", "--json"}).out)["backups"];
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["id"], ids[1]);
+  EXPECT_FALSE(fs::exists(object));
+}
+
 TEST_F(OffsiteTest, LibcurlIsLoadedOnlyWhenARemoteNeedsIt) {
   const std::map<std::string, std::string> trace = {{"LD_DEBUG", "files"}};
   auto local = Run({"backup", "--full"}, trace);
