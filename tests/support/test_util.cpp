@@ -173,6 +173,7 @@ S3Server::S3Server(const std::filesystem::path& data_dir, const std::string& buc
     return;
   }
   std::filesystem::create_directories(data_dir);
+  data_dir_ = data_dir;
   std::filesystem::path portfile = data_dir.string() + ".port";
   // stdin stays open through the pipe from sleep; the server exits when it closes.
   RunShell("(sleep 900 | node --openssl-legacy-provider server.js " + data_dir.string() + " " +
@@ -224,14 +225,36 @@ int64_t QueuedBytes(int port) {
 bool S3Server::WaitUntilIdle(std::chrono::milliseconds limit) const {
   auto deadline = std::chrono::steady_clock::now() + limit;
   int quiet = 0;
-  // Three empty looks in a row, then a moment for the bytes the server already read (a few
-  // stream buffers) to reach its files.
+  // Three empty looks in a row, then the bytes the server already read (a few stream buffers)
+  // must reach its files: a fixed 250 ms was too short on a loaded machine (an object not
+  // matching its .sha256 after a kill, with a build and benchmarks running beside the suite).
   while (quiet < 3) {
     if (std::chrono::steady_clock::now() > deadline) return false;
     quiet = QueuedBytes(port) == 0 ? quiet + 1 : 0;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  // Sizes and modification times only: hashing every stored object at each look would cost more
+  // than the wait.
+  auto look = [this] {
+    std::map<std::string, std::pair<int64_t, int64_t>> seen;
+    std::error_code ec;
+    for (fs::recursive_directory_iterator it(data_dir_, ec), end; !ec && it != end;
+         it.increment(ec)) {
+      struct stat st;
+      if (::lstat(it->path().c_str(), &st) == 0)
+        seen[it->path().string()] = {st.st_size,
+                                     st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec};
+    }
+    return seen;
+  };
+  auto state = look();
+  for (int still = 0; still < 2;) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    auto now = look();
+    still = now == state ? still + 1 : 0;
+    state = std::move(now);
+  }
   return true;
 }
 

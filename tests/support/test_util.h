@@ -103,16 +103,18 @@ class S3Server {
  public:
   S3Server(const std::filesystem::path& data_dir, const std::string& bucket);
   ~S3Server();
-  // Waits (at most `limit`) until no TCP connection to the server holds unread or unsent bytes:
-  // s3rver writes a PUT's body straight into the object's file, so a killed client's request
-  // goes on landing in that file for as long as its bytes queue on loopback. Returns false on
-  // timeout.
+  // Waits (at most `limit`) until no TCP connection to the server holds unread or unsent bytes
+  // and then until its data folder stops changing: s3rver writes a PUT's body straight into the
+  // object's file, so a killed client's request goes on landing in that file for as long as its
+  // bytes queue on loopback, and then for as long as the server takes to write what it read.
+  // Returns false on timeout.
   bool WaitUntilIdle(std::chrono::milliseconds limit) const;
   int port = 0;
   std::string error;
 
  private:
   std::string pattern_;
+  std::filesystem::path data_dir_;
 };
 
 // The real file system, every call forwarded: a test overrides the calls it records.
