@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # The whole job on one table with very many small files (issue 8: peak memory whatever the lake's
-# size): full backup (verification and prune included), incremental, list, verify and restore of
-# a table of 300,000 live files of 1 KiB of random bytes each, with peak RSS and wall time of each.
+# size): full backup (verification and prune included), incremental, list, verify, restore and
+# consolidate (a synthetic full of the newest backup from its chain's archives) of a table of
+# 300,000 live files of 1 KiB of random bytes each, with peak RSS and wall time of each.
 #
 #   bench/files_bench.sh
-#
-# consolidate, last, writes a synthetic full of the newest backup from its chain's archives.
 #
 # Knobs (environment):
 #   FILES_BENCH_FILES   live files (default 300000)
@@ -76,5 +75,6 @@ for s in $steps; do
     *) die "unknown step $s" ;;
   esac
 done
+mkdir -p "$top/bench/out"
 printf '[\n  %s\n]\n' "$(IFS=,; echo "${results[*]}" | sed 's/},{/},\n  {/g')" >"$top/bench/out/files-bench.json"
 log "wrote bench/out/files-bench.json"
