@@ -515,6 +515,67 @@ TEST_F(EachTablePlannedTest, AnIncrementalFindsItsParentsFilesABatchOfTablesAtAT
             listed.end());
 }
 
+// A backup of a table in shares that fails in a later share (a data file of the last share
+// missing, or the archive's write failing late) leaves the backup folder as it was: no archive,
+// no sidecar, no spilled share list (.backup_plan_*), nothing temporary.
+TEST_F(EachTablePlannedTest, AFailureInALaterShareLeavesNoScratchFile) {
+  for (int i = 0; i < 6; ++i) writers_[0]->Append();  // table a: 7 live files
+  const fs::path backups = tmp_.path() / "backups";
+  BackupOptions options;
+  options.kind = BackupKind::kFull;
+  options.backup_dir = backups.string();
+  options.now = *ParseTime("2026-12-01T00:00:00Z");
+  options.max_table_replay_bytes = 200;
+  auto dry_options = options;
+  dry_options.dry_run = true;
+  auto dry = RunBackup(config_, dry_options, Env::Default());
+  ASSERT_TRUE(dry.ok()) << dry.message();
+  const auto& shares = dry->plan.tables[0].shares;
+  ASSERT_GE(shares.size(), 2u);
+  fs::create_directories(backups);
+  const auto before = FolderState(backups);
+  auto left_as_it_was = [&](const std::string& context) {
+    auto after = FolderState(backups);
+    after.erase(".lakevault.lock");
+    EXPECT_EQ(after, before) << context;
+  };
+
+  // Each write of a full backup in shares failed in turn (share lists spilled, archive, manifest,
+  // sidecars): each leaves nothing.
+  int failures = 0;
+  for (int nth = 1; nth <= 24; ++nth) {
+    auto env =
+        NewFaultInjectingEnv(Env::Default(), *FaultSpec::Parse("write:" + std::to_string(nth)));
+    auto failed = RunBackup(config_, options, *env);
+    if (failed.ok()) {
+      // Fewer writes than that: the backup went through; it is removed for the next try.
+      for (const auto& name : BackupFileNames(backups.string(), failed->manifest.id))
+        fs::remove(backups / name);
+      continue;
+    }
+    ++failures;
+    left_as_it_was("write " + std::to_string(nth) + ": " + failed.message());
+  }
+  EXPECT_GE(failures, 8);
+
+  // A data file of the last share gone: found only when that share is planned, after the
+  // earlier ones were spilled.
+  const auto [part, parts] = std::pair(shares.back().part, shares.back().parts);
+  const fs::path table = tmp_.path() / "data/lake/a";
+  std::string victim;
+  for (const auto& e : fs::recursive_directory_iterator(table)) {
+    std::string rel = e.path().lexically_relative(table).generic_string();
+    if (e.is_regular_file() && rel.ends_with(".parquet") && delta::ShareOf(rel, parts) == part)
+      victim = rel;
+  }
+  ASSERT_FALSE(victim.empty());
+  fs::remove(table / victim);
+  auto missing = RunBackup(config_, options, Env::Default());
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.message().find(victim), std::string::npos) << missing.message();
+  left_as_it_was("missing " + victim);
+}
+
 // A table too big for one replay is planned, written and looked up in its parent share by share:
 // the backup verifies and restores byte for byte, an incremental on it takes only what changed,
 // and its list is the one a backup in one piece makes (in another order).
