@@ -228,6 +228,11 @@ TEST(MaterializeOrder, AConsolidatedFullHoldsItsMembersInItsListsOrder) {
   ASSERT_TRUE(catalog.ok());
   auto manifest = LoadManifestFiles(*catalog, *catalog->Find(full).value());
   ASSERT_TRUE(manifest.ok()) << manifest.message();
+  // A synthetic full stores every file (the source's figures are not carried over).
+  int64_t bytes = 0;
+  for (const auto& m : members) bytes += static_cast<int64_t>(m.content.size());
+  EXPECT_EQ(manifest->files_stored, 600);
+  EXPECT_EQ(manifest->bytes_stored, bytes);
   std::vector<std::string> list_order;
   for (const auto& f : manifest->files) {
     EXPECT_EQ(f.backup, full);
