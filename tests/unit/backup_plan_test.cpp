@@ -394,6 +394,21 @@ class EachTablePlannedTest : public ::testing::Test {
   }
   // A third table whose log holds no commit: planning it fails.
   void BreakThirdTable() { fs::create_directories(tmp_.path() / "data/lake/c/_delta_log"); }
+  // Table a grows to 7 live files; the options of a full backup into `backups` whose replay
+  // bound makes it planned in shares.
+  BackupOptions GrowTableAIntoShares(const fs::path& backups) {
+    for (int i = 0; i < 6; ++i) writers_[0]->Append();
+    BackupOptions options;
+    options.kind = BackupKind::kFull;
+    options.backup_dir = backups.string();
+    options.now = *ParseTime("2026-12-01T00:00:00Z");
+    options.max_table_replay_bytes = 200;
+    return options;
+  }
+  auto DryRun(BackupOptions options) {
+    options.dry_run = true;
+    return RunBackup(config_, options, Env::Default());
+  }
 
   TempDir tmp_;
   Config config_;
@@ -519,16 +534,9 @@ TEST_F(EachTablePlannedTest, AnIncrementalFindsItsParentsFilesABatchOfTablesAtAT
 // missing, or the archive's write failing late) leaves the backup folder as it was: no archive,
 // no sidecar, no spilled share list (.backup_plan_*), nothing temporary.
 TEST_F(EachTablePlannedTest, AFailureInALaterShareLeavesNoScratchFile) {
-  for (int i = 0; i < 6; ++i) writers_[0]->Append();  // table a: 7 live files
   const fs::path backups = tmp_.path() / "backups";
-  BackupOptions options;
-  options.kind = BackupKind::kFull;
-  options.backup_dir = backups.string();
-  options.now = *ParseTime("2026-12-01T00:00:00Z");
-  options.max_table_replay_bytes = 200;
-  auto dry_options = options;
-  dry_options.dry_run = true;
-  auto dry = RunBackup(config_, dry_options, Env::Default());
+  BackupOptions options = GrowTableAIntoShares(backups);
+  auto dry = DryRun(options);
   ASSERT_TRUE(dry.ok()) << dry.message();
   const auto& shares = dry->plan.tables[0].shares;
   ASSERT_GE(shares.size(), 2u);
@@ -580,16 +588,9 @@ TEST_F(EachTablePlannedTest, AFailureInALaterShareLeavesNoScratchFile) {
 // the backup verifies and restores byte for byte, an incremental on it takes only what changed,
 // and its list is the one a backup in one piece makes (in another order).
 TEST_F(EachTablePlannedTest, ATableInSharesIsBackedUpRestoredAndBuiltOnShareByShare) {
-  for (int i = 0; i < 6; ++i) writers_[0]->Append();  // table a: 7 live files
   const fs::path backups = tmp_.path() / "backups";
-  BackupOptions options;
-  options.kind = BackupKind::kFull;
-  options.backup_dir = backups.string();
-  options.now = *ParseTime("2026-12-01T00:00:00Z");
-  options.max_table_replay_bytes = 200;
-  auto dry_options = options;
-  dry_options.dry_run = true;
-  auto dry = RunBackup(config_, dry_options, Env::Default());
+  BackupOptions options = GrowTableAIntoShares(backups);
+  auto dry = DryRun(options);
   ASSERT_TRUE(dry.ok()) << dry.message();
   EXPECT_FALSE(fs::exists(backups));  // nothing written, not even a scratch file
   auto full = RunBackup(config_, options, Env::Default());
