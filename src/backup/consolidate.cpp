@@ -82,13 +82,9 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
     entry.mode = record.mode;
     entry.mtime = record.mtime;
     if (!record.link.empty()) {
-      if (member.type != EntryType::kSymlink || member.link_target != record.link)
-        return Error(link.id + ": " + record.path + ": archive member differs from the manifest");
       entry.link_target = record.link;
       LV_RETURN_IF_ERROR(writer.AddSymlink(entry));
     } else {
-      if (member.type != EntryType::kFile)
-        return Error(link.id + ": " + record.path + ": archive member is not a regular file");
       MemberFile input(reader, member.path);
       Sha256 hash;
       LV_RETURN_IF_ERROR(writer.AddFile(entry, input, &hash));

@@ -161,14 +161,10 @@ struct FolderSink {
     if (!file.link.empty()) {
       std::error_code ec;
       fs::create_directories(target.parent_path(), ec);
-      if (entry.type != EntryType::kSymlink || entry.link_target != file.link)
-        return Error(link.id + ": " + file.path + ": archive member differs from the manifest");
       if (::symlink(file.link.c_str(), target.c_str()) != 0)
         return ErrnoError("creating symlink " + target.string(), errno);
       return Status::Ok();
     }
-    if (entry.type != EntryType::kFile)
-      return Error(link.id + ": " + file.path + ": archive member is not a regular file");
     Status s = WriteMember(env, reader, file, target, buffer, syncer, &bytes);
     if (!s.ok()) return s.error().Context("restoring from " + link.id);
     if (options.on_progress) options.on_progress(bytes);
@@ -221,6 +217,13 @@ Result<MaterializeOutcome> ReadMembers(Env& env, const Catalog& catalog, const s
   MaterializeOutcome outcome;
   auto take = [&](const CatalogEntry& link, ArchiveReader& reader, const ArchiveEntry& entry,
                   const ManifestFile& file) -> Status {
+    // Every sink is handed a member of the kind the list says: a sink only writes it.
+    if (!file.link.empty()) {
+      if (entry.type != EntryType::kSymlink || entry.link_target != file.link)
+        return Error(link.id + ": " + file.path + ": archive member differs from the manifest");
+    } else if (entry.type != EntryType::kFile) {
+      return Error(link.id + ": " + file.path + ": archive member is not a regular file");
+    }
     LV_RETURN_IF_ERROR(sink(link, reader, entry, file));
     outcome.files++;
     return Status::Ok();

@@ -35,9 +35,10 @@ struct MaterializeOutcome {
 };
 
 // What ReadBackupMembers hands each listed file to: the archive of the chain that holds it,
-// positioned at its member (`entry`, whose path is the file's), and the file's entry in the
-// target's list. The sink reads the content from `reader` and checks it against `file`; an
-// error stops the read and is returned.
+// positioned at its member (`entry`, whose path is the file's and whose kind, regular file or
+// symlink to the same target, is checked against it), and the file's entry in the target's list.
+// The sink reads the content from `reader` and checks it against `file`; an error stops the read
+// and is returned.
 using MemberSink = std::function<Status(const CatalogEntry& link, ArchiveReader& reader,
                                         const ArchiveEntry& entry, const ManifestFile& file)>;
 
