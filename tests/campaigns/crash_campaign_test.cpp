@@ -163,11 +163,10 @@ TEST_F(CrashCampaign, S3UploadKilledAtRandomInstants) {
     std::vector<std::string> args = {"backup", "--no-prune", "--upload", "offsite"};
     if (i % 2 == 0) args.push_back("--full");
     interrupted += RunAndKill(args, root_.string(), std::chrono::microseconds(when(rng)), env);
-    // s3rver, unlike S3, writes a PUT's body straight into the object's file: the request of the
-    // killed process goes on flushing into it while its bytes queue on loopback (seconds under
-    // load, with a slow server), and interleaves with the next run's PUT of the same key (an
-    // object not matching its .sha256, seen twice). S3 stores a PUT only when its body is
-    // complete, so the next run starts once the server has let go of the killed one's bytes.
+    // As on S3, a request the killed process had wholly sent is still stored after it died, and
+    // would land over the next run's PUT of the same key (an object not matching its .sha256).
+    // The next run starts once the server has taken the killed one's bytes and stored them.
+    // (tests/s3/server.js makes s3rver store a body only when whole, as S3 does.)
     auto kill_done = std::chrono::steady_clock::now();
     ASSERT_TRUE(s3.WaitUntilIdle(std::chrono::seconds(60)))
         << "bytes still queued to the S3 server a minute after kill " << i;

@@ -550,6 +550,51 @@ TEST_F(RemoteS3Test, DroppedPartIsRetried) {
   EXPECT_TRUE(ReadFile(dir.path() / "out") == data);
 }
 
+// The upload campaigns rely on S3's rule that a PUT replaces an object only once its whole body
+// has arrived: a killed run's request must not leave half an object behind. s3rver 3.7.1 wrote
+// bodies straight into the object's file; tests/s3/server.js makes it store them whole.
+TEST_F(RemoteS3Test, APutCutOffLeavesTheStoredObjectWhole) {
+  TempDir dir;
+  const std::string data = RandomBytes(4 * 1024 * 1024, 12);
+  WriteFile(dir.path() / "in", data);
+  auto s = Open(Spec("cut"));
+  ASSERT_TRUE(s);
+  ASSERT_TRUE(s->Put("object.bin", (dir.path() / "in").string()).ok());
+
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port_));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string head = std::string("PUT /") + kBucket +
+                           "/cut/object.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                           "Content-Length: 4194304\r\n\r\n";
+  const std::string part(1024 * 1024, 'x');  // a quarter of the announced body
+  for (const std::string* piece : {&head, &part})
+    for (size_t at = 0; at < piece->size();) {
+      ssize_t n = ::send(fd, piece->data() + at, piece->size() - at, MSG_NOSIGNAL);
+      ASSERT_GT(n, 0);
+      at += static_cast<size_t>(n);
+    }
+  ::close(fd);
+
+  // The server takes the cut request's bytes and drops it; then the object is the first one.
+  std::string got;
+  for (int look = 0; look < 20; ++look) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_TRUE(s->Get("object.bin", (dir.path() / "out").string()).ok());
+    got = ReadFile(dir.path() / "out");
+    if (got != data) break;
+  }
+  EXPECT_EQ(got.size(), data.size());
+  EXPECT_TRUE(got == data) << "a cut-off PUT changed the stored object";
+  auto listed = s->List("");
+  ASSERT_TRUE(listed.ok()) << listed.message();
+  EXPECT_EQ(*listed, (std::vector<ObjectInfo>{{"object.bin", data.size()}}));
+}
+
 TEST_F(RemoteS3Test, PermanentPartFailureAbortsUpload) {
   TempDir dir;
   WriteFile(dir.path() / "big", RandomBytes(11 * 1024 * 1024, 11));
