@@ -13,6 +13,7 @@
 #include "manifest/catalog.h"
 #include "manifest/chain.h"
 #include "materialize/materialize.h"
+#include "verify/verify.h"
 
 namespace fs = std::filesystem;
 
@@ -107,6 +108,8 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
                        }).status());
     LV_ASSIGN_OR_RETURN(auto writer, ArchiveWriter::Create(env, tmp_path, compression));
     LV_ASSIGN_OR_RETURN(manifest_file, env.NewWritableFile(manifest_tmp, 0600));
+    // Checked as it is written, as a backup is.
+    VerifyWhileWritten check(env, manifest.id, tmp_path, manifest_tmp);
     LV_RETURN_IF_ERROR(list.Begin(manifest));
     for (const auto& folder : folders) {
       ArchiveEntry entry;
@@ -140,8 +143,10 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
     LV_RETURN_IF_ERROR(writer->AddFile(entry, *manifest_source, nullptr));
     LV_RETURN_IF_ERROR(writer->Finish());
     outcome.archive_bytes = writer->bytes_written();
+    VerifyReport report = check.Finish();
+    if (!report.ok) return Error("the new archive failed verification: " + report.problems[0]);
     return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
-                          manifest_tmp, /*verify=*/true);
+                          manifest_tmp, /*verified=*/true);
   };
   Status status = write();
   if (!status.ok()) {

@@ -32,14 +32,14 @@ std::string ManifestTempPath(const std::string& dir, const std::string& id);
 // Writes `text` to `path` (created exclusively, owner-only) and fsyncs it.
 Status WriteSyncedFile(Env& env, const std::string& path, std::string_view text);
 
-// Verifies the finished temporary archive (when `verify`) against the manifest at
-// `manifest_tmp` (written and fsynced, the archive's last member byte for byte), makes that file
-// the manifest sidecar and writes the others, then renames the archive to `final_path` without
-// ever replacing a file, and fsyncs the folder.
+// Makes the manifest at `manifest_tmp` (written and fsynced, the archive's last member byte for
+// byte) the manifest sidecar and writes the others (with a verification record when `verified`:
+// the caller checked the archive, see VerifyWhileWritten), then renames the temporary archive to
+// `final_path` without ever replacing a file, and fsyncs the folder.
 Status PublishArchive(Env& env, const std::string& dir, const std::string& id,
                       const std::string& tmp_path, const std::string& final_path,
                       const std::string& archive_sha256, const std::string& manifest_tmp,
-                      bool verify);
+                      bool verified);
 
 // After a failure: removes the temporary archive and any sidecars written for it, unless the
 // archive did reach its final name.

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -73,6 +75,14 @@ class PosixWritableFile final : public WritableFile {
       }
       p += n;
       size -= static_cast<size_t>(n);
+      written_ += n;
+    }
+    // Write-back of what is written so far starts now rather than at Sync: the final fsync of a
+    // 900 MB archive then waits for its last pieces only (it took 0.8 s after the last write on
+    // the benchmark's lake). A hint: a failure here shows in Sync.
+    if (written_ - flushed_ >= kWriteBackStep) {
+      ::sync_file_range(fd_, flushed_, written_ - flushed_, SYNC_FILE_RANGE_WRITE);
+      flushed_ = written_;
     }
     return Status::Ok();
   }
@@ -90,8 +100,11 @@ class PosixWritableFile final : public WritableFile {
   const std::string& path() const override { return path_; }
 
  private:
+  static constexpr off_t kWriteBackStep = 8 << 20;
   std::string path_;
   int fd_;
+  off_t written_ = 0;
+  off_t flushed_ = 0;
 };
 
 class PosixSequentialFile final : public SequentialFile {
@@ -377,6 +390,109 @@ Result<FaultSpec> FaultSpec::Parse(const std::string& text) {
 std::unique_ptr<Env> NewFaultInjectingEnv(Env& base, FaultSpec spec) {
   return std::make_unique<FaultInjectingEnv>(base, std::move(spec));
 }
+
+struct GrowingFilesEnv::State {
+  std::mutex mu;
+  std::condition_variable changed;
+  bool complete = false;
+  bool aborted = false;
+};
+
+namespace {
+
+class GrowingFile final : public SequentialFile {
+ public:
+  GrowingFile(std::unique_ptr<SequentialFile> base, std::shared_ptr<GrowingFilesEnv::State> state)
+      : base_(std::move(base)), state_(std::move(state)) {}
+
+  Result<size_t> Read(void* buffer, size_t size) override {
+    for (;;) {
+      bool complete;
+      {
+        std::unique_lock<std::mutex> lock(state_->mu);
+        if (state_->aborted) return Error("reading " + path() + ": its writer failed");
+        complete = state_->complete;
+      }
+      // Through the base file only when there is something to read (or nothing more will come):
+      // a read per look would count against a fault-injecting base as much as the data reads.
+      struct stat st;
+      if (complete || ::stat(path().c_str(), &st) != 0 || st.st_size > offset_) {
+        LV_ASSIGN_OR_RETURN(size_t n, base_->Read(buffer, size));
+        offset_ += static_cast<int64_t>(n);
+        if (n > 0 || complete) return n;
+      }
+      std::unique_lock<std::mutex> lock(state_->mu);
+      // Writers append in large pieces: a few milliseconds late costs little, and nothing has
+      // to tell this reader about each piece.
+      state_->changed.wait_for(lock, std::chrono::milliseconds(5),
+                               [&] { return state_->complete || state_->aborted; });
+    }
+  }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  std::unique_ptr<SequentialFile> base_;
+  std::shared_ptr<GrowingFilesEnv::State> state_;
+  int64_t offset_ = 0;
+};
+
+}  // namespace
+
+GrowingFilesEnv::GrowingFilesEnv(Env& base, std::vector<std::string> growing)
+    : base_(base), growing_(std::move(growing)), state_(std::make_shared<State>()) {}
+
+GrowingFilesEnv::~GrowingFilesEnv() = default;
+
+void GrowingFilesEnv::Complete() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->complete = true;
+  }
+  state_->changed.notify_all();
+}
+
+void GrowingFilesEnv::Abort() {
+  {
+    std::lock_guard<std::mutex> lock(state_->mu);
+    state_->aborted = true;
+  }
+  state_->changed.notify_all();
+}
+
+Result<std::unique_ptr<WritableFile>> GrowingFilesEnv::NewWritableFile(const std::string& path,
+                                                                       mode_t mode) {
+  return base_.NewWritableFile(path, mode);
+}
+
+Result<std::unique_ptr<SequentialFile>> GrowingFilesEnv::NewSequentialFile(
+    const std::string& path) {
+  LV_ASSIGN_OR_RETURN(auto file, base_.NewSequentialFile(path));
+  if (std::find(growing_.begin(), growing_.end(), path) == growing_.end()) return file;
+  return std::unique_ptr<SequentialFile>(new GrowingFile(std::move(file), state_));
+}
+
+Result<std::unique_ptr<RandomAccessFile>> GrowingFilesEnv::NewRandomAccessFile(
+    const std::string& path) {
+  return base_.NewRandomAccessFile(path);
+}
+
+Status GrowingFilesEnv::Rename(const std::string& from, const std::string& to, bool no_replace) {
+  return base_.Rename(from, to, no_replace);
+}
+
+Status GrowingFilesEnv::Exchange(const std::string& a, const std::string& b) {
+  return base_.Exchange(a, b);
+}
+
+Status GrowingFilesEnv::SyncDir(const std::string& dir) { return base_.SyncDir(dir); }
+
+Status GrowingFilesEnv::SyncFile(const std::string& path) { return base_.SyncFile(path); }
+
+Status GrowingFilesEnv::SyncFileSystem(const std::string& path) {
+  return base_.SyncFileSystem(path);
+}
+
+Status GrowingFilesEnv::RemoveFile(const std::string& path) { return base_.RemoveFile(path); }
 
 Result<std::string> ReadWholeFile(Env& env, const std::string& path) {
   LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));

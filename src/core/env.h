@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 
@@ -84,6 +85,38 @@ struct FaultSpec {
 };
 
 std::unique_ptr<Env> NewFaultInjectingEnv(Env& base, FaultSpec spec);
+
+// Reads files that another thread of this process is still appending to (a backup's archive and
+// manifest, verified while they are written). A read at a watched file's current end waits for
+// more instead of returning 0, until Complete() (from then on the end is the end) or Abort()
+// (from then on reads fail). Everything else goes to `base` unchanged.
+class GrowingFilesEnv final : public Env {
+ public:
+  GrowingFilesEnv(Env& base, std::vector<std::string> growing);
+  ~GrowingFilesEnv() override;
+  // The writers are done: every watched file has all its bytes.
+  void Complete();
+  // The writers failed: readers waiting, or reading later, get an error.
+  void Abort();
+
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        mode_t mode) override;
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override;
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override;
+  Status Rename(const std::string& from, const std::string& to, bool no_replace) override;
+  Status Exchange(const std::string& a, const std::string& b) override;
+  Status SyncDir(const std::string& dir) override;
+  Status SyncFile(const std::string& path) override;
+  Status SyncFileSystem(const std::string& path) override;
+  Status RemoveFile(const std::string& path) override;
+
+  struct State;
+
+ private:
+  Env& base_;
+  std::vector<std::string> growing_;
+  std::shared_ptr<State> state_;
+};
 
 // Whole-file helpers built on an Env.
 Result<std::string> ReadWholeFile(Env& env, const std::string& path);

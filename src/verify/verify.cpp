@@ -1,6 +1,7 @@
 #include "verify/verify.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -694,6 +695,28 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
   for (auto& p : report.problems)
     if (p.find("archive checksum does not match") != std::string::npos) out.Fail(std::move(p));
   return out;
+}
+
+VerifyWhileWritten::VerifyWhileWritten(Env& env, std::string id, std::string archive_path,
+                                       std::string manifest_path)
+    : env_(env, {archive_path, manifest_path}) {
+  thread_ = std::thread([this, id = std::move(id), archive = std::move(archive_path),
+                         manifest = std::move(manifest_path)] {
+    pthread_setname_np(pthread_self(), "lakevault-check");
+    report_ = VerifyArchive(env_, id, archive, std::nullopt, manifest, {.keep_log_members = false});
+  });
+}
+
+VerifyWhileWritten::~VerifyWhileWritten() {
+  if (!thread_.joinable()) return;
+  env_.Abort();
+  thread_.join();
+}
+
+VerifyReport VerifyWhileWritten::Finish() {
+  env_.Complete();
+  if (thread_.joinable()) thread_.join();
+  return std::move(report_);
 }
 
 VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& entry) {

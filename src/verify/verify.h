@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "core/env.h"
@@ -54,6 +55,27 @@ VerifyReport VerifyArchive(Env& env, const std::string& id, const std::string& a
                            const std::optional<std::string>& expected_sha256,
                            const std::optional<std::string>& expected_manifest_path,
                            const VerifyArchiveOptions& options = {});
+
+// VerifyArchive of an archive and its expected manifest while a backup still writes both, on a
+// thread of its own: the check after the write then costs only its tail. The files are read
+// back from the file system as they grow, never taken from the writer's buffers, so the check
+// is as independent of the writing as one made afterwards.
+class VerifyWhileWritten {
+ public:
+  // Both files must exist.
+  VerifyWhileWritten(Env& env, std::string id, std::string archive_path, std::string manifest_path);
+  // Unless Finish() was called, the writing failed: the reads are cut off and the thread joined.
+  ~VerifyWhileWritten();
+  VerifyWhileWritten(const VerifyWhileWritten&) = delete;
+  VerifyWhileWritten& operator=(const VerifyWhileWritten&) = delete;
+  // Both files are complete and closed: the report, once they are read to their end.
+  VerifyReport Finish();
+
+ private:
+  GrowingFilesEnv env_;
+  VerifyReport report_;
+  std::thread thread_;
+};
 
 // Verifies a catalogued backup from its sidecars.
 VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& entry);

@@ -25,13 +25,6 @@ namespace {
 
 constexpr size_t kPart = 5 << 20;
 
-std::string RandomBytes(size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string data(size, '\0');
-  for (auto& c : data) c = static_cast<char>(rng());
-  return data;
-}
-
 void Append(const fs::path& path, std::string_view bytes) {
   std::ofstream out(path, std::ios::binary | std::ios::app);
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

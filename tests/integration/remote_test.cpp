@@ -32,19 +32,13 @@ namespace lakevault {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::RandomBytes;
 using testing::ReadFile;
 using testing::RunShell;
 using testing::TempDir;
 using testing::WriteFile;
 
 const char kBucket[] = "lakevault-test";
-
-std::string RandomBytes(size_t size, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::string data(size, '\0');
-  for (auto& c : data) c = static_cast<char>(rng());
-  return data;
-}
 
 int FreePort() {
   int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -273,6 +273,13 @@ std::string CommitName(int64_t v) {
   return name;
 }
 
+std::string RandomBytes(size_t size, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string data(size, '\0');
+  for (auto& c : data) c = static_cast<char>(rng());
+  return data;
+}
+
 DeltaWriter::DeltaWriter(std::filesystem::path dir) : dir_(std::move(dir)) {
   std::filesystem::create_directories(dir_ / "_delta_log");
   Commit(

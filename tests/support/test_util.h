@@ -52,6 +52,8 @@ std::map<std::string, std::string> FolderState(const std::filesystem::path& dir)
 void CopyTree(const std::filesystem::path& from, const std::filesystem::path& to);
 std::string ReadFile(const std::filesystem::path& path);
 void WriteFile(const std::filesystem::path& path, const std::string& content);
+// `size` bytes of a pseudo-random stream (mt19937 from `seed`): incompressible, reproducible.
+std::string RandomBytes(size_t size, uint32_t seed);
 // Non-empty lines of `text`.
 std::vector<std::string> Lines(const std::string& text);
 
@@ -104,9 +106,8 @@ class S3Server {
   S3Server(const std::filesystem::path& data_dir, const std::string& bucket);
   ~S3Server();
   // Waits (at most `limit`) until no TCP connection to the server holds unread or unsent bytes
-  // and then until its data folder stops changing: s3rver writes a PUT's body straight into the
-  // object's file, so a killed client's request goes on landing in that file for as long as its
-  // bytes queue on loopback, and then for as long as the server takes to write what it read.
+  // and then until its data folder stops changing: a request a killed client had wholly sent is
+  // still stored, as S3 would, once the server has read it from loopback and written it.
   // Returns false on timeout.
   bool WaitUntilIdle(std::chrono::milliseconds limit) const;
   int port = 0;
