@@ -684,9 +684,8 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     lap("manifest written, archive synced");
 
     if (check) {
-      VerifyReport report = check->Finish();
+      LV_RETURN_IF_ERROR(check->Finish());
       lap("verified");
-      if (!report.ok) return Error("the new archive failed verification: " + report.problems[0]);
     }
     Status published =
         PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),

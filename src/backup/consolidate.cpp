@@ -143,8 +143,7 @@ Result<ConsolidateOutcome> RunConsolidate(Env& env, const std::string& dir,
     LV_RETURN_IF_ERROR(writer->AddFile(entry, *manifest_source, nullptr));
     LV_RETURN_IF_ERROR(writer->Finish());
     outcome.archive_bytes = writer->bytes_written();
-    VerifyReport report = check.Finish();
-    if (!report.ok) return Error("the new archive failed verification: " + report.problems[0]);
+    LV_RETURN_IF_ERROR(check.Finish());
     return PublishArchive(env, dir, manifest.id, tmp_path, final_path, writer->archive_sha256(),
                           manifest_tmp, /*verified=*/true);
   };

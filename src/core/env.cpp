@@ -439,7 +439,7 @@ class GrowingFile final : public SequentialFile {
 }  // namespace
 
 GrowingFilesEnv::GrowingFilesEnv(Env& base, std::vector<std::string> growing)
-    : base_(base), growing_(std::move(growing)), state_(std::make_shared<State>()) {}
+    : ForwardingEnv(base), growing_(std::move(growing)), state_(std::make_shared<State>()) {}
 
 GrowingFilesEnv::~GrowingFilesEnv() = default;
 
@@ -459,40 +459,12 @@ void GrowingFilesEnv::Abort() {
   state_->changed.notify_all();
 }
 
-Result<std::unique_ptr<WritableFile>> GrowingFilesEnv::NewWritableFile(const std::string& path,
-                                                                       mode_t mode) {
-  return base_.NewWritableFile(path, mode);
-}
-
 Result<std::unique_ptr<SequentialFile>> GrowingFilesEnv::NewSequentialFile(
     const std::string& path) {
-  LV_ASSIGN_OR_RETURN(auto file, base_.NewSequentialFile(path));
+  LV_ASSIGN_OR_RETURN(auto file, ForwardingEnv::NewSequentialFile(path));
   if (std::find(growing_.begin(), growing_.end(), path) == growing_.end()) return file;
   return std::unique_ptr<SequentialFile>(new GrowingFile(std::move(file), state_));
 }
-
-Result<std::unique_ptr<RandomAccessFile>> GrowingFilesEnv::NewRandomAccessFile(
-    const std::string& path) {
-  return base_.NewRandomAccessFile(path);
-}
-
-Status GrowingFilesEnv::Rename(const std::string& from, const std::string& to, bool no_replace) {
-  return base_.Rename(from, to, no_replace);
-}
-
-Status GrowingFilesEnv::Exchange(const std::string& a, const std::string& b) {
-  return base_.Exchange(a, b);
-}
-
-Status GrowingFilesEnv::SyncDir(const std::string& dir) { return base_.SyncDir(dir); }
-
-Status GrowingFilesEnv::SyncFile(const std::string& path) { return base_.SyncFile(path); }
-
-Status GrowingFilesEnv::SyncFileSystem(const std::string& path) {
-  return base_.SyncFileSystem(path);
-}
-
-Status GrowingFilesEnv::RemoveFile(const std::string& path) { return base_.RemoveFile(path); }
 
 Result<std::string> ReadWholeFile(Env& env, const std::string& path) {
   LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));

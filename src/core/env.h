@@ -86,11 +86,40 @@ struct FaultSpec {
 
 std::unique_ptr<Env> NewFaultInjectingEnv(Env& base, FaultSpec spec);
 
+// Every call forwarded to `base`: a wrapper overrides only the calls it changes or records.
+class ForwardingEnv : public Env {
+ public:
+  explicit ForwardingEnv(Env& base = Env::Default()) : base_(base) {}
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        mode_t mode) override {
+    return base_.NewWritableFile(path, mode);
+  }
+  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
+    return base_.NewSequentialFile(path);
+  }
+  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
+    return base_.NewRandomAccessFile(path);
+  }
+  Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
+    return base_.Rename(from, to, no_replace);
+  }
+  Status Exchange(const std::string& a, const std::string& b) override {
+    return base_.Exchange(a, b);
+  }
+  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
+  Status SyncFile(const std::string& path) override { return base_.SyncFile(path); }
+  Status SyncFileSystem(const std::string& path) override { return base_.SyncFileSystem(path); }
+  Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
+
+ private:
+  Env& base_;
+};
+
 // Reads files that another thread of this process is still appending to (a backup's archive and
 // manifest, verified while they are written). A read at a watched file's current end waits for
 // more instead of returning 0, until Complete() (from then on the end is the end) or Abort()
 // (from then on reads fail). Everything else goes to `base` unchanged.
-class GrowingFilesEnv final : public Env {
+class GrowingFilesEnv final : public ForwardingEnv {
  public:
   GrowingFilesEnv(Env& base, std::vector<std::string> growing);
   ~GrowingFilesEnv() override;
@@ -99,21 +128,11 @@ class GrowingFilesEnv final : public Env {
   // The writers failed: readers waiting, or reading later, get an error.
   void Abort();
 
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        mode_t mode) override;
   Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override;
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override;
-  Status Rename(const std::string& from, const std::string& to, bool no_replace) override;
-  Status Exchange(const std::string& a, const std::string& b) override;
-  Status SyncDir(const std::string& dir) override;
-  Status SyncFile(const std::string& path) override;
-  Status SyncFileSystem(const std::string& path) override;
-  Status RemoveFile(const std::string& path) override;
 
   struct State;
 
  private:
-  Env& base_;
   std::vector<std::string> growing_;
   std::shared_ptr<State> state_;
 };

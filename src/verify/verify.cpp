@@ -713,10 +713,11 @@ VerifyWhileWritten::~VerifyWhileWritten() {
   thread_.join();
 }
 
-VerifyReport VerifyWhileWritten::Finish() {
+Status VerifyWhileWritten::Finish() {
   env_.Complete();
   if (thread_.joinable()) thread_.join();
-  return std::move(report_);
+  if (!report_.ok) return Error("the new archive failed verification: " + report_.problems[0]);
+  return Status::Ok();
 }
 
 VerifyReport VerifyBackup(Env& env, const Catalog& catalog, const CatalogEntry& entry) {

@@ -68,8 +68,9 @@ class VerifyWhileWritten {
   ~VerifyWhileWritten();
   VerifyWhileWritten(const VerifyWhileWritten&) = delete;
   VerifyWhileWritten& operator=(const VerifyWhileWritten&) = delete;
-  // Both files are complete and closed: the report, once they are read to their end.
-  VerifyReport Finish();
+  // Both files are complete and closed: once they are read to their end, an error naming the
+  // first problem, if any.
+  Status Finish();
 
  private:
   GrowingFilesEnv env_;

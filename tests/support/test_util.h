@@ -119,31 +119,6 @@ class S3Server {
 };
 
 // The real file system, every call forwarded: a test overrides the calls it records.
-class ForwardingEnv : public Env {
- public:
-  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
-                                                        mode_t mode) override {
-    return base_.NewWritableFile(path, mode);
-  }
-  Result<std::unique_ptr<SequentialFile>> NewSequentialFile(const std::string& path) override {
-    return base_.NewSequentialFile(path);
-  }
-  Result<std::unique_ptr<RandomAccessFile>> NewRandomAccessFile(const std::string& path) override {
-    return base_.NewRandomAccessFile(path);
-  }
-  Status Rename(const std::string& from, const std::string& to, bool no_replace) override {
-    return base_.Rename(from, to, no_replace);
-  }
-  Status Exchange(const std::string& a, const std::string& b) override {
-    return base_.Exchange(a, b);
-  }
-  Status SyncDir(const std::string& dir) override { return base_.SyncDir(dir); }
-  Status SyncFile(const std::string& path) override { return base_.SyncFile(path); }
-  Status SyncFileSystem(const std::string& path) override { return base_.SyncFileSystem(path); }
-  Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
-
- private:
-  Env& base_ = Env::Default();
-};
+using lakevault::ForwardingEnv;
 
 }  // namespace lakevault::testing
