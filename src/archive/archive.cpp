@@ -8,6 +8,7 @@
 
 #include "archive/parallel_gzip.h"
 #include "archive/read_pipeline.h"
+#include "core/buffer.h"
 #include "core/workers.h"
 
 namespace lakevault {
@@ -34,7 +35,7 @@ struct ArchiveWriter::Impl {
   Sha256 hash;
   Status io_status;  // the first failure of the output callback, kept for a precise message
   int64_t* bytes_written = nullptr;
-  std::vector<char> buffer = std::vector<char>(kBufferSize);
+  Buffer buffer{kBufferSize};
   // The gzip level for the file about to be written, unless the config fixed one.
   void LevelFor(const std::string& path) {
     if (gzip && default_gzip_levels) gzip->SetLevel(GzipLevelFor(path));
@@ -146,7 +147,7 @@ Status ArchiveWriter::AddFile(const ArchiveEntry& entry, SequentialFile& source,
   int64_t remaining = entry.size;
   auto& buffer = impl_->buffer;
   while (true) {
-    LV_ASSIGN_OR_RETURN(size_t n, source.Read(buffer.data(), buffer.size()));
+    LV_ASSIGN_OR_RETURN(size_t n, source.Read(buffer.data(), buffer.capacity()));
     if (n == 0) break;
     if (static_cast<int64_t>(n) > remaining)
       return Error(entry.path + " grew while it was being backed up (expected " +

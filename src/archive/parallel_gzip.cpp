@@ -5,7 +5,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
+#include <string_view>
 
 namespace lakevault {
 
@@ -42,70 +44,98 @@ double EntropyBitsPerByte(const unsigned char* data, size_t size, size_t stride)
   return entropy;
 }
 
-void PutLe16(std::string& out, uint32_t v) {
-  out.push_back(static_cast<char>(v & 0xff));
-  out.push_back(static_cast<char>((v >> 8) & 0xff));
-}
+// A block's gzip members, built in a Buffer: a slot of the shared region (core/buffer.h) for any
+// block of the usual size, grown only if a member comes out larger than that.
+class Members {
+ public:
+  explicit Members(size_t capacity) : buffer_(capacity) {}
+  size_t size() const { return size_; }
+  char* At(size_t offset) { return buffer_.data() + offset; }
+  // Room for `n` more bytes past size(), which Commit then counts.
+  char* Room(size_t n) {
+    if (size_ + n > buffer_.capacity()) {
+      Buffer bigger(std::max(size_ + n, 2 * buffer_.capacity()));
+      std::memcpy(bigger.data(), buffer_.data(), size_);
+      buffer_ = std::move(bigger);
+    }
+    return buffer_.data() + size_;
+  }
+  void Commit(size_t n) { size_ += n; }
+  void Append(const void* data, size_t n) {
+    std::memcpy(Room(n), data, n);
+    size_ += n;
+  }
+  void PutLe16(uint32_t v) {
+    const unsigned char b[2] = {static_cast<unsigned char>(v), static_cast<unsigned char>(v >> 8)};
+    Append(b, 2);
+  }
+  void PutLe32(uint32_t v) {
+    const unsigned char b[4] = {static_cast<unsigned char>(v), static_cast<unsigned char>(v >> 8),
+                                static_cast<unsigned char>(v >> 16),
+                                static_cast<unsigned char>(v >> 24)};
+    Append(b, 4);
+  }
+  CompressedBlock Take() && { return {std::move(buffer_), size_}; }
 
-void PutLe32(std::string& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
-}
+ private:
+  Buffer buffer_;
+  size_t size_ = 0;
+};
 
 // A gzip member header with an FEXTRA field (RFC 1952 section 2.3.1.1) whose "LV" subfield will
 // hold the member's total size, as BGZF's "BC" does: readers that know it can cut the stream
 // into members without inflating it, and inflate them on several cores. Other readers skip it.
-size_t AppendHeader(std::string& out) {
-  static const unsigned char kHeader[10] = {0x1f, 0x8b, 8, 4 /* FEXTRA */, 0, 0, 0, 0, 0, 0xff};
+size_t AppendHeader(Members& out) {
+  static const unsigned char kHeader[16] = {
+      0x1f, 0x8b, 8, 4 /* FEXTRA */, 0, 0, 0, 0, 0, 0xff, 8, 0, 'L',
+      'V',  4,    0 /* XLEN 8, "LV", LEN 4 */};
   size_t start = out.size();
-  out.append(reinterpret_cast<const char*>(kHeader), sizeof kHeader);
-  PutLe16(out, 8);  // XLEN
-  out.push_back('L');
-  out.push_back('V');
-  PutLe16(out, 4);
-  PutLe32(out, 0);  // member size, set by FinishMember
+  out.Append(kHeader, sizeof kHeader);
+  out.PutLe32(0);  // member size, set by FinishMember
   return start;
 }
 
-void FinishMember(std::string& out, size_t start, const char* data, size_t size) {
-  PutLe32(out, libdeflate_crc32(0, data, size));
-  PutLe32(out, static_cast<uint32_t>(size));
+void FinishMember(Members& out, size_t start, const char* data, size_t size) {
+  out.PutLe32(libdeflate_crc32(0, data, size));
+  out.PutLe32(static_cast<uint32_t>(size));
   uint32_t member = static_cast<uint32_t>(out.size() - start);
-  for (int i = 0; i < 4; ++i) out[start + 16 + i] = static_cast<char>((member >> (8 * i)) & 0xff);
+  for (int i = 0; i < 4; ++i)
+    *out.At(start + 16 + i) = static_cast<char>((member >> (8 * i)) & 0xff);
 }
 
 // One gzip member holding `data` in deflate stored blocks (RFC 1951 section 3.2.4).
-void AppendStoredMember(std::string& out, const char* data, size_t size) {
+void AppendStoredMember(Members& out, const char* data, size_t size) {
   size_t start = AppendHeader(out);
   size_t offset = 0;
   do {
     size_t n = std::min<size_t>(65535, size - offset);
     bool last = offset + n == size;
-    out.push_back(static_cast<char>(last ? 1 : 0));
-    PutLe16(out, static_cast<uint32_t>(n));
-    PutLe16(out, static_cast<uint32_t>(~n & 0xffff));
-    out.append(data + offset, n);
+    const unsigned char flag = last ? 1 : 0;
+    out.Append(&flag, 1);
+    out.PutLe16(static_cast<uint32_t>(n));
+    out.PutLe16(static_cast<uint32_t>(~n & 0xffff));
+    out.Append(data + offset, n);
     offset += n;
   } while (offset < size);
   FinishMember(out, start, data, size);
 }
 
-bool AppendCompressedMember(std::string& out, libdeflate_compressor* compressor, const char* data,
+bool AppendCompressedMember(Members& out, libdeflate_compressor* compressor, const char* data,
                             size_t size) {
   size_t start = AppendHeader(out);
   size_t bound = libdeflate_deflate_compress_bound(compressor, size);
-  size_t body = out.size();
-  out.resize(body + bound);
-  size_t n = libdeflate_deflate_compress(compressor, data, size, out.data() + body, bound);
-  out.resize(body + n);
+  size_t n = libdeflate_deflate_compress(compressor, data, size, out.Room(bound), bound);
   if (n == 0) return false;
+  out.Commit(n);
   FinishMember(out, start, data, size);
   return true;
 }
 
 // Compresses one block into gzip members: runs of compressible chunks through libdeflate at the
 // level in force for their bytes (`levels`: block offset -> level from there on, starting at 0),
-// incompressible chunks stored. Returns "" on failure.
-std::string CompressBlock(std::string input, std::vector<std::pair<size_t, int>> levels) {
+// incompressible chunks stored. Returns an empty block on failure.
+CompressedBlock CompressBlock(Buffer input_buffer, size_t input_size,
+                              std::vector<std::pair<size_t, int>> levels) {
   struct Deleter {
     void operator()(libdeflate_compressor* c) const { libdeflate_free_compressor(c); }
   };
@@ -116,8 +146,8 @@ std::string CompressBlock(std::string input, std::vector<std::pair<size_t, int>>
     if (!compressors[level]) compressors[level].reset(libdeflate_alloc_compressor(level));
     return compressors[level].get();
   };
-  std::string output;
-  output.reserve(input.size() + input.size() / 64 + 64);
+  const std::string_view input(input_buffer.data(), input_size);
+  Members output(std::max(input.size() + input.size() / 64 + 64, Buffer::kSlotBytes));
   const char* data = input.data();
   size_t run_start = 0;  // start of the pending run of compressible chunks
   size_t offset = 0;
@@ -158,7 +188,7 @@ std::string CompressBlock(std::string input, std::vector<std::pair<size_t, int>>
   }
   if (!flush_run(input.size())) return {};
   if (input.empty()) AppendStoredMember(output, data, 0);
-  return output;
+  return std::move(output).Take();
 }
 
 }  // namespace
@@ -174,7 +204,6 @@ ParallelGzipSink::ParallelGzipSink(WritableFile& out, Sha256* out_hash, int leve
       max_in_flight_(static_cast<size_t>(threads > 0 ? threads : 1) * 3),
       block_size_(block_size),
       pool_(std::make_unique<WorkerPool>(threads)) {
-  block_.reserve(block_size_);
   // Writing and hashing the output is a thread of its own, so the caller's thread only reads
   // and hashes its input: the two hashes and the compression then share the cores.
   writer_ = std::thread([this] { WriterLoop(); });
@@ -192,36 +221,40 @@ ParallelGzipSink::~ParallelGzipSink() {
 void ParallelGzipSink::SetLevel(int level) {
   if (level == level_) return;
   level_ = level;
-  if (!block_levels_.empty() && block_levels_.back().first == block_.size())
+  if (!block_levels_.empty() && block_levels_.back().first == block_fill_)
     block_levels_.back().second = level;
   else
-    block_levels_.emplace_back(block_.size(), level);
+    block_levels_.emplace_back(block_fill_, level);
 }
 
 Status ParallelGzipSink::Write(const void* data, size_t size) {
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
-    size_t take = std::min(size, block_size_ - block_.size());
-    block_.append(p, take);
+    // Taken when the first bytes come, not when the last block left: by then that block's
+    // compression may have given its buffer back for this one.
+    if (block_.capacity() == 0) block_ = Buffer(block_size_);
+    size_t take = std::min(size, block_size_ - block_fill_);
+    std::memcpy(block_.data() + block_fill_, p, take);
+    block_fill_ += take;
     p += take;
     size -= take;
-    if (block_.size() == block_size_) LV_RETURN_IF_ERROR(Dispatch());
+    if (block_fill_ == block_size_) LV_RETURN_IF_ERROR(Dispatch());
   }
   return Status::Ok();
 }
 
 Status ParallelGzipSink::Dispatch() {
-  std::string input;
-  input.swap(block_);
-  block_.reserve(block_size_);
+  Buffer input = std::move(block_);
+  const size_t input_size = std::exchange(block_fill_, 0);
   std::vector<std::pair<size_t, int>> levels;
   levels.swap(block_levels_);
   if (levels.empty() || levels.front().first != 0)
     levels.insert(levels.begin(), {0, block_start_level_});
   block_start_level_ = level_;
-  auto future = pool_->Submit([input = std::move(input), levels = std::move(levels)]() mutable {
-    return CompressBlock(std::move(input), std::move(levels));
-  });
+  auto future =
+      pool_->Submit([input = std::move(input), input_size, levels = std::move(levels)]() mutable {
+        return CompressBlock(std::move(input), input_size, std::move(levels));
+      });
   wrote_any_block_ = true;
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return in_flight_.size() < max_in_flight_ || !status_.ok(); });
@@ -234,21 +267,21 @@ Status ParallelGzipSink::Dispatch() {
 void ParallelGzipSink::WriterLoop() {
   pthread_setname_np(pthread_self(), "lakevault-write");
   while (true) {
-    std::future<std::string> next;
+    std::future<CompressedBlock> next;
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [this] { return !in_flight_.empty() || closing_; });
       if (in_flight_.empty()) return;
       next = std::move(in_flight_.front());
     }
-    std::string compressed = next.get();
-    Status s = compressed.empty() ? Status(Error("gzip compression failed (libdeflate)"))
-                                  : out_.Append(compressed.data(), compressed.size());
-    if (s.ok() && out_hash_) out_hash_->Update(compressed.data(), compressed.size());
+    CompressedBlock compressed = next.get();
+    Status s = compressed.size == 0 ? Status(Error("gzip compression failed (libdeflate)"))
+                                    : out_.Append(compressed.data.data(), compressed.size);
+    if (s.ok() && out_hash_) out_hash_->Update(compressed.data.data(), compressed.size);
     std::lock_guard<std::mutex> lock(mu_);
     in_flight_.pop_front();
     if (s.ok()) {
-      bytes_out_ += static_cast<int64_t>(compressed.size());
+      bytes_out_ += static_cast<int64_t>(compressed.size);
     } else if (status_.ok()) {
       status_ = s;
       // Later blocks are dropped: nothing may be written after a failed write.
@@ -261,7 +294,7 @@ void ParallelGzipSink::WriterLoop() {
 
 Status ParallelGzipSink::Finish() {
   // An empty stream is still one (empty) gzip member, so the file is valid gzip.
-  if (!block_.empty() || !wrote_any_block_) LV_RETURN_IF_ERROR(Dispatch());
+  if (block_fill_ > 0 || !wrote_any_block_) LV_RETURN_IF_ERROR(Dispatch());
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [this] { return in_flight_.empty(); });
   return status_;

@@ -16,12 +16,19 @@
 #include <utility>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/env.h"
 #include "core/result.h"
 #include "core/workers.h"
 #include "crypto/sha256.h"
 
 namespace lakevault {
+
+// One block's gzip members: the first `size` bytes of `data` (none if compression failed).
+struct CompressedBlock {
+  Buffer data;
+  size_t size = 0;
+};
 
 class ParallelGzipSink {
  public:
@@ -47,12 +54,13 @@ class ParallelGzipSink {
   std::vector<std::pair<size_t, int>> block_levels_;  // changes within block_: offset -> level
   size_t max_in_flight_;
   size_t block_size_;
-  std::string block_;
+  Buffer block_;  // the block being filled, taken at its first byte
+  size_t block_fill_ = 0;
   std::unique_ptr<WorkerPool> pool_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::future<std::string>> in_flight_;  // oldest first; the writer pops them
-  Status status_;                                   // the first write error
+  std::deque<std::future<CompressedBlock>> in_flight_;  // oldest first; the writer pops them
+  Status status_;                                       // the first write error
   bool closing_ = false;
   int64_t bytes_out_ = 0;  // read after Finish()
   bool wrote_any_block_ = false;

@@ -39,12 +39,12 @@ std::string Gunzip(const std::string& data) {
   return out;
 }
 
-std::string Compress(const std::string& input, size_t write_size) {
+std::string Compress(const std::string& input, size_t write_size, size_t block_size = 1 << 20) {
   testing::TempDir dir;
   std::string path = dir.str() + "/out.gz";
   auto file = Env::Default().NewWritableFile(path, 0600).value();
   Sha256 hash;
-  ParallelGzipSink sink(*file, &hash, 6, 2, 1 << 20);
+  ParallelGzipSink sink(*file, &hash, 6, 2, block_size);
   for (size_t off = 0; off < input.size(); off += write_size)
     EXPECT_TRUE(sink.Write(input.data() + off, std::min(write_size, input.size() - off)).ok());
   EXPECT_TRUE(sink.Finish().ok());
@@ -71,6 +71,17 @@ TEST(ParallelGzipTest, MixedDataRoundTripsThroughZlibAndStaysSmall) {
   size_t random_bytes = 0;
   for (int i = 0; i < 9; ++i) random_bytes += 700 * 1024 + i * 13;
   EXPECT_LT(gz.size(), random_bytes + (input.size() - random_bytes) / 4);
+}
+
+// Blocks and their members larger than a buffer slot (core/buffer.h) are heap buffers.
+TEST(ParallelGzipTest, BlocksLargerThanABufferSlotRoundTrip) {
+  std::mt19937_64 rng(11);
+  std::string input(5 * Buffer::kSlotBytes + 77, '\0');
+  for (size_t i = 0; i < input.size(); ++i)
+    input[i] = (i / 300000) % 2 ? static_cast<char>(rng()) : static_cast<char>('a' + i % 7);
+  std::string gz = Compress(input, 1 << 16, 3 * Buffer::kSlotBytes);
+  EXPECT_EQ(Gunzip(gz), input);
+  EXPECT_LT(gz.size(), input.size());
 }
 
 TEST(ParallelGzipTest, EmptyInputIsStillValidGzip) {

@@ -50,13 +50,13 @@ ReadPipeline::Piece Inflate(ReadPipeline::Bytes member, uint64_t offset) {
     return piece;
   }
   uint32_t isize =
-      Le32(reinterpret_cast<const unsigned char*>(member.data.get() + member.size - 4));
+      Le32(reinterpret_cast<const unsigned char*>(member.data.data() + member.size - 4));
   if (isize > kMaxMemberBytes) return damaged();
   piece.data = ReadPipeline::Bytes(isize);
   size_t in_used = 0;
   size_t out_used = 0;
-  auto rc = libdeflate_gzip_decompress_ex(decompressor.get(), member.data.get(), member.size,
-                                          piece.data.data.get(), isize, &in_used, &out_used);
+  auto rc = libdeflate_gzip_decompress_ex(decompressor.get(), member.data.data(), member.size,
+                                          piece.data.data.data(), isize, &in_used, &out_used);
   if (rc != LIBDEFLATE_SUCCESS || in_used != member.size || out_used != isize) return damaged();
   return piece;
 }
@@ -143,8 +143,8 @@ void ReadPipeline::Feed() {
     while (!cancelled()) {
       Piece piece;
       piece.data = Bytes(carried + kReadSize);
-      std::memcpy(piece.data.data.get(), head.data(), carried);
-      auto n = read_into(piece.data.data.get() + carried, kReadSize);
+      std::memcpy(piece.data.data.data(), head.data(), carried);
+      auto n = read_into(piece.data.data.data() + carried, kReadSize);
       if (!n.ok()) return fail(n.status());
       piece.data.size = carried + *n;
       carried = 0;
@@ -168,8 +168,8 @@ void ReadPipeline::Feed() {
         return fail(
             Error("archive is damaged: no valid gzip member at byte " + std::to_string(offset)));
       Bytes member(size);
-      std::memcpy(member.data.get(), head.data(), kMemberHeaderBytes);
-      auto n = read_into(member.data.get() + kMemberHeaderBytes, size - kMemberHeaderBytes);
+      std::memcpy(member.data.data(), head.data(), kMemberHeaderBytes);
+      auto n = read_into(member.data.data() + kMemberHeaderBytes, size - kMemberHeaderBytes);
       if (!n.ok()) return fail(n.status());
       if (*n < size - kMemberHeaderBytes)
         return fail(Error("archive is damaged: it ends inside the gzip member at byte " +
@@ -207,7 +207,7 @@ Result<std::string_view> ReadPipeline::Next() {
     return std::string_view();
   }
   current_ = std::move(piece.data);
-  return std::string_view(current_.data.get(), current_.size);
+  return std::string_view(current_.data.data(), current_.size);
 }
 
 }  // namespace lakevault

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <thread>
 
+#include "core/buffer.h"
 #include "core/env.h"
 #include "core/result.h"
 #include "core/workers.h"
@@ -36,9 +37,9 @@ class ReadPipeline {
 
   // Bytes without the zero-fill of a std::string: every byte is written before it is read.
   struct Bytes {
-    std::unique_ptr<char[]> data;
+    Buffer data;
     size_t size = 0;
-    explicit Bytes(size_t n = 0) : data(n ? new char[n] : nullptr), size(n) {}
+    explicit Bytes(size_t n = 0) : data(n), size(n) {}
   };
   struct Piece {
     Bytes data;

@@ -4,6 +4,8 @@
 
 #include <vector>
 
+#include "core/buffer.h"
+
 namespace lakevault {
 
 struct Sha256::Impl {
@@ -44,9 +46,9 @@ std::string Sha256Hex(const std::string& data) {
 Result<std::string> Sha256OfFile(Env& env, const std::string& path) {
   LV_ASSIGN_OR_RETURN(auto file, env.NewSequentialFile(path));
   Sha256 hasher;
-  std::vector<char> buffer(1 << 20);
+  Buffer buffer(1 << 20);
   while (true) {
-    LV_ASSIGN_OR_RETURN(size_t n, file->Read(buffer.data(), buffer.size()));
+    LV_ASSIGN_OR_RETURN(size_t n, file->Read(buffer.data(), buffer.capacity()));
     if (n == 0) break;
     hasher.Update(buffer.data(), n);
   }

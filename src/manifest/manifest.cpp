@@ -14,6 +14,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/buffer.h"
 #include "manifest/header_scan.h"
 
 namespace lakevault {
@@ -635,9 +636,9 @@ Result<Manifest> ReadManifestHeader(Env& env, const std::string& path) {
   ManifestHeaderScan scan;
   // 1 MiB blocks, not the stream's 64 KiB: the scan runs at 1.5-2 GB/s, and 16 times fewer
   // reads measured a few ms less a 91 MB sidecar, for 1 MiB more peak memory.
-  std::vector<char> block(1u << 20);
+  Buffer block(1u << 20);
   for (;;) {
-    auto n = file->Read(block.data(), block.size());
+    auto n = file->Read(block.data(), block.capacity());
     if (!n.ok()) return n.error();  // names the file
     if (*n == 0) break;
     Status fed = scan.Feed(block.data(), *n);

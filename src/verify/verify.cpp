@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "archive/archive.h"
+#include "core/buffer.h"
 #include "crypto/sha256.h"
 #include "delta/delta.h"
 #include "manifest/chain.h"
@@ -302,7 +303,7 @@ class HashPipe {
   };
 
   HashPipe() {
-    for (size_t i = 0; i < kBuffers; ++i) free_.push_back(std::make_unique<char[]>(kBufferSize));
+    for (size_t i = 0; i < kBuffers; ++i) free_.emplace_back(kBufferSize);
     thread_ = std::thread([this] { Run(); });
   }
   ~HashPipe() {
@@ -314,37 +315,35 @@ class HashPipe {
     thread_.join();
   }
 
-  std::unique_ptr<char[]> Acquire() {
+  Buffer Acquire() {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [this] { return !free_.empty(); });
     auto buffer = std::move(free_.back());
     free_.pop_back();
     return buffer;
   }
-  void Release(std::unique_ptr<char[]> buffer) {
+  void Release(Buffer buffer) {
     std::lock_guard<std::mutex> lock(mu_);
     free_.push_back(std::move(buffer));
     cv_.notify_all();
   }
   // Hashes `size` bytes of `buffer` into the current member, then returns the buffer to the pool.
-  void Update(std::unique_ptr<char[]> buffer, size_t size) {
-    Push({std::move(buffer), size, kNone, {}, {}, 0});
-  }
+  void Update(Buffer buffer, size_t size) { Push({std::move(buffer), size, kNone, {}, {}, 0}); }
   // Ends the current member; its digest will be TakeDigests()[returned index].
   size_t Finish() {
     std::lock_guard<std::mutex> lock(mu_);
     size_t index = digests_.size();
     digests_.emplace_back();
-    jobs_.push_back({nullptr, 0, index, {}, {}, 0});
+    jobs_.push_back({Buffer(), 0, index, {}, {}, 0});
     cv_.notify_all();
     return index;
   }
   // Ends the current member, which should hash to `expected_hex`; if not, `path` is kept.
   void FinishExpecting(std::string expected_hex, std::string path, size_t order) {
-    Push({nullptr, 0, kNone, std::move(expected_hex), std::move(path), order});
+    Push({Buffer(), 0, kNone, std::move(expected_hex), std::move(path), order});
   }
   // Ends the current member, whose digest nothing is compared with.
-  void FinishUnchecked() { Push({nullptr, 0, kNone, {}, {}, 0, /*unchecked=*/true}); }
+  void FinishUnchecked() { Push({Buffer(), 0, kNone, {}, {}, 0, /*unchecked=*/true}); }
   // Waits for every job, then hands over the hex digests.
   std::vector<std::string> TakeDigests() {
     std::unique_lock<std::mutex> lock(mu_);
@@ -359,7 +358,7 @@ class HashPipe {
 
  private:
   struct Job {
-    std::unique_ptr<char[]> data;
+    Buffer data;
     size_t size;
     size_t finish;         // digest index, or kNone
     std::string expected;  // non-empty: end of a member to compare
@@ -387,7 +386,7 @@ class HashPipe {
       const bool ends = job.finish != kNone || !job.expected.empty() || job.unchecked;
       std::string digest;
       if (!ends) {
-        hash.Update(job.data.get(), job.size);
+        hash.Update(job.data.data(), job.size);
       } else {
         digest = hash.HexDigest();
         hash = Sha256();
@@ -406,7 +405,7 @@ class HashPipe {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::vector<std::unique_ptr<char[]>> free_;
+  std::vector<Buffer> free_;
   std::deque<Job> jobs_;
   std::vector<std::string> digests_;
   std::vector<Mismatch> mismatches_;
@@ -532,7 +531,7 @@ VerifyReport VerifyPass(Env& env, const std::string& id, const std::string& arch
     }
     while (true) {
       auto buffer = hasher.Acquire();
-      auto n = (*reader)->Read(buffer.get(), HashPipe::kBufferSize);
+      auto n = (*reader)->Read(buffer.data(), HashPipe::kBufferSize);
       if (!n.ok() || *n == 0) {
         hasher.Release(std::move(buffer));
         if (!n.ok()) {
@@ -541,7 +540,7 @@ VerifyReport VerifyPass(Env& env, const std::string& id, const std::string& arch
         }
         break;
       }
-      if (log_copy.is_open()) log_copy.write(buffer.get(), static_cast<std::streamsize>(*n));
+      if (log_copy.is_open()) log_copy.write(buffer.data(), static_cast<std::streamsize>(*n));
       size += static_cast<int64_t>(*n);
       report.bytes += static_cast<int64_t>(*n);
       hasher.Update(std::move(buffer), *n);
