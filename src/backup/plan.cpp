@@ -1,11 +1,15 @@
 #include "backup/plan.h"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -58,7 +62,31 @@ size_t BackupPlan::TotalFiles() const {
 
 namespace {
 
+// Whether `rest` is a relative path that lexically_relative would give back unchanged: no
+// empty, "." or ".." component.
+bool IsPlainRelative(std::string_view rest) {
+  if (rest.empty()) return false;
+  for (size_t start = 0; start <= rest.size();) {
+    size_t end = rest.find('/', start);
+    if (end == std::string_view::npos) end = rest.size();
+    std::string_view part = rest.substr(start, end - start);
+    if (part.empty() || part == "." || part == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+// `path` relative to `root`, as lexically_relative gives it. Nearly every path planned is
+// `root` / a plain relative path, which is cut off by text: lexically_relative, which splits
+// both into components, was a tenth of planning a lake of 1,300 files.
 std::string Relative(const fs::path& path, const fs::path& root) {
+  const std::string& p = path.native();
+  const std::string& r = root.native();
+  if (!r.empty() && r.back() != '/' && p.size() > r.size() + 1 && p[r.size()] == '/' &&
+      p.compare(0, r.size(), r) == 0) {
+    std::string_view rest(p.data() + r.size() + 1, p.size() - r.size() - 1);
+    if (IsPlainRelative(rest)) return std::string(rest);
+  }
   return path.lexically_relative(root).generic_string();
 }
 
@@ -110,21 +138,37 @@ Status WalkFiles(const fs::path& dir, const fs::path& root,
                  bool tolerate_vanish = false,
                  const std::function<bool(const fs::path&)>& skip = nullptr) {
   std::vector<std::pair<fs::path, fs::file_type>> entries;
-  std::error_code ec;
-  fs::directory_iterator it(dir, ec);
-  if (ec) {
-    if (tolerate_vanish && ec == std::errc::no_such_file_or_directory) return Status::Ok();
-    return Error("reading folder " + dir.string() + ": " + ec.message());
+  // readdir itself: std::filesystem's iterator cost a shared state, a path and an allocation or
+  // two per entry, a tenth of planning a lake of 400 partition folders.
+  std::unique_ptr<DIR, int (*)(DIR*)> listing(::opendir(dir.c_str()), ::closedir);
+  if (!listing) {
+    if (tolerate_vanish && errno == ENOENT) return Status::Ok();
+    return Error("reading folder " + dir.string() + ": " + std::strerror(errno));
   }
-  for (const auto& entry : it) {
-    std::error_code type_ec;
-    fs::file_type type = entry.is_symlink(type_ec)     ? fs::file_type::symlink
-                         : entry.is_directory(type_ec) ? fs::file_type::directory
-                                                       : fs::file_type::regular;
-    if (type_ec) type = fs::file_type::none;  // vanished or unreadable: StatFile reports it
+  while (true) {
+    errno = 0;
+    const struct dirent* entry = ::readdir(listing.get());
+    if (entry == nullptr) {
+      if (errno != 0) return Error("reading folder " + dir.string() + ": " + std::strerror(errno));
+      break;
+    }
+    const std::string_view name = entry->d_name;
+    if (name == "." || name == "..") continue;
+    fs::file_type type = entry->d_type == DT_LNK   ? fs::file_type::symlink
+                         : entry->d_type == DT_DIR ? fs::file_type::directory
+                                                   : fs::file_type::regular;
+    if (entry->d_type == DT_UNKNOWN) {  // a file system that does not give types in listings
+      struct stat st;
+      type = ::fstatat(::dirfd(listing.get()), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0
+                 ? fs::file_type::none  // vanished or unreadable: StatFile reports it
+             : S_ISLNK(st.st_mode) ? fs::file_type::symlink
+             : S_ISDIR(st.st_mode) ? fs::file_type::directory
+                                   : fs::file_type::regular;
+    }
+    fs::path path = dir / name;
     // Left out while listing, not after: a folder may hold a million files, most of them skipped.
-    if (type != fs::file_type::directory && skip && skip(entry.path())) continue;
-    entries.emplace_back(entry.path(), type);
+    if (type != fs::file_type::directory && skip && skip(path)) continue;
+    entries.emplace_back(std::move(path), type);
   }
   std::sort(entries.begin(), entries.end());
   directories.insert(Relative(dir, root));
@@ -233,7 +277,7 @@ Status PlanSnapshotFiles(const fs::path& dir, const fs::path& root, const PlanOp
     };
     std::set<std::string> rest_dirs;
     auto already_or_not_this_version = [&](const fs::path& path) {
-      std::string rel = path.lexically_relative(dir).generic_string();
+      std::string rel = Relative(path, dir);
       // Another share's: its walk takes it.
       if (parts > 1 && delta::ShareOf(rel, parts) != part) return true;
       if (is_taken(rel)) return true;
