@@ -196,7 +196,7 @@ Status ArchiveWriter::AddSymlink(const ArchiveEntry& entry) {
   return WriteHeader(e);
 }
 
-Status ArchiveWriter::Finish() {
+Status ArchiveWriter::Finish(const std::function<void()>& written) {
   if (archive_write_close(impl_->a) != ARCHIVE_OK) {
     if (!impl_->io_status.ok()) return impl_->io_status;
     return ArchiveError(impl_->a, "finishing archive " + impl_->file->path());
@@ -205,6 +205,7 @@ Status ArchiveWriter::Finish() {
     LV_RETURN_IF_ERROR(impl_->gzip->Finish());
     bytes_written_ = impl_->gzip->bytes_out();
   }
+  if (written) written();
   LV_RETURN_IF_ERROR(impl_->file->Sync());
   LV_RETURN_IF_ERROR(impl_->file->Close());
   archive_sha256_ = impl_->hash.HexDigest();

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -56,7 +57,9 @@ class ArchiveWriter {
   Status AddDirectory(const ArchiveEntry& entry);
   Status AddSymlink(const ArchiveEntry& entry);
   // Ends the stream, fsyncs and closes the file. The archive is complete only after this.
-  Status Finish();
+  // `written`, when given, is called once every byte is in the file and before the fsync: a
+  // reader of the file may take it as whole from then on.
+  Status Finish(const std::function<void()>& written = nullptr);
 
   // SHA-256 of the archive file's bytes; valid after Finish.
   const std::string& archive_sha256() const { return archive_sha256_; }

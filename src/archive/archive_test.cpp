@@ -165,3 +165,73 @@ TEST(ArchiveReaderTest, StoppingEarlyDoesNotHang) {
 
 }  // namespace
 }  // namespace lakevault
+
+namespace lakevault {
+namespace {
+
+// Counts the syncs of the files it makes.
+class SyncCountingEnv final : public ForwardingEnv {
+ public:
+  Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path,
+                                                        mode_t mode) override {
+    LV_ASSIGN_OR_RETURN(auto file, ForwardingEnv::NewWritableFile(path, mode));
+    return std::unique_ptr<WritableFile>(new Counted(std::move(file), syncs));
+  }
+  int syncs = 0;
+
+ private:
+  class Counted final : public WritableFile {
+   public:
+    Counted(std::unique_ptr<WritableFile> base, int& syncs)
+        : base_(std::move(base)), syncs_(syncs) {}
+    Status Append(const void* data, size_t size) override { return base_->Append(data, size); }
+    Status Sync() override {
+      ++syncs_;
+      return base_->Sync();
+    }
+    Status Close() override { return base_->Close(); }
+    const std::string& path() const override { return base_->path(); }
+
+   private:
+    std::unique_ptr<WritableFile> base_;
+    int& syncs_;
+  };
+};
+
+// The backup's check takes the archive as whole when Finish says every byte is written, and
+// runs its tail during the fsync: by then the file must hold all of it.
+TEST(ArchiveTest, FinishSaysTheArchiveIsWrittenBeforeItsFsync) {
+  for (Compression c : {Compression::kGzip, Compression::kZstd, Compression::kNone}) {
+    TempDir dir;
+    const std::string path = dir.str() + "/a.tar";
+    SyncCountingEnv env;
+    auto writer = ArchiveWriter::Create(env, path, c).value();
+    for (const auto& [name, content] : SampleFiles()) {
+      ArchiveEntry e;
+      e.path = name;
+      e.size = static_cast<int64_t>(content.size());
+      e.mode = 0644;
+      ASSERT_TRUE(writer->AddBytes(e, content).ok());
+    }
+    int calls = 0;
+    std::string seen;
+    int syncs_then = -1;
+    ASSERT_TRUE(writer
+                    ->Finish([&] {
+                      ++calls;
+                      syncs_then = env.syncs;
+                      seen = ReadFile(path);
+                    })
+                    .ok());
+    EXPECT_EQ(calls, 1);
+    EXPECT_EQ(syncs_then, 0);
+    EXPECT_EQ(env.syncs, 1);
+    const std::string final_bytes = ReadFile(path);
+    EXPECT_EQ(seen.size(), final_bytes.size());
+    EXPECT_TRUE(seen == final_bytes);
+    EXPECT_EQ(Sha256Hex(seen), writer->archive_sha256());
+  }
+}
+
+}  // namespace
+}  // namespace lakevault

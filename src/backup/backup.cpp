@@ -670,8 +670,6 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     manifest.duration_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     LV_RETURN_IF_ERROR(list.End(manifest));
-    LV_RETURN_IF_ERROR(manifest_file->Sync());
-    LV_RETURN_IF_ERROR(manifest_file->Close());
     ArchiveEntry entry;
     entry.path = kManifestMemberName;
     entry.mode = 0600;
@@ -679,7 +677,14 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     entry.size = list.bytes_written();
     LV_ASSIGN_OR_RETURN(auto manifest_source, env.NewSequentialFile(manifest_tmp));
     LV_RETURN_IF_ERROR(writer->AddFile(entry, *manifest_source, nullptr));
-    LV_RETURN_IF_ERROR(writer->Finish());
+    // The check reads both files to their end while the archive is synced, and the manifest is
+    // synced after the archive, whose journal commit then mostly covers it too (an incremental:
+    // 0.016 s from the list's end to both synced, 0.013 s more for the check's tail, before).
+    LV_RETURN_IF_ERROR(writer->Finish([&] {
+      if (check) check->Written();
+    }));
+    LV_RETURN_IF_ERROR(manifest_file->Sync());
+    LV_RETURN_IF_ERROR(manifest_file->Close());
     outcome.archive_bytes = writer->bytes_written();
     lap("manifest written, archive synced");
 

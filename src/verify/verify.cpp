@@ -712,6 +712,8 @@ VerifyWhileWritten::~VerifyWhileWritten() {
   thread_.join();
 }
 
+void VerifyWhileWritten::Written() { env_.Complete(); }
+
 Status VerifyWhileWritten::Finish() {
   env_.Complete();
   if (thread_.joinable()) thread_.join();

@@ -68,6 +68,9 @@ class VerifyWhileWritten {
   ~VerifyWhileWritten();
   VerifyWhileWritten(const VerifyWhileWritten&) = delete;
   VerifyWhileWritten& operator=(const VerifyWhileWritten&) = delete;
+  // Both files have every byte (they need not be synced yet): the reads take what is there as
+  // the end, so the check's tail overlaps the writer's fsync.
+  void Written();
   // Both files are complete and closed: once they are read to their end, an error naming the
   // first problem, if any.
   Status Finish();
