@@ -90,21 +90,36 @@ Status ManifestWriter::Begin(const Manifest& header) {
   return Put(head_);
 }
 
+namespace {
+// A string as nlohmann writes it (escapes, and its refusal of invalid UTF-8).
+void AppendJsonString(std::string& out, const std::string& s) { out += json(s).dump(); }
+}  // namespace
+
 Status ManifestWriter::Add(const ManifestFile& f) {
-  json entry = {{"path", f.path},     {"size", f.size},   {"sha256", f.sha256},
-                {"backup", f.backup}, {"mtime", f.mtime}, {"mode", f.mode}};
-  if (!f.link.empty()) entry["link"] = f.link;
-  std::string text = entry.dump(1);
-  // Each line two levels deeper, as inside the whole document.
-  std::string indented = files_ == 0 ? "\n  " : ",\n  ";
-  indented.reserve(indented.size() + text.size() + 32);
-  for (char c : text) {
-    indented += c;
-    if (c == '\n') indented += "  ";
+  // The text of dump(1) of the entry's object, two levels deeper as inside the whole document:
+  // keys in order, strings through nlohmann. An object (a std::map) built and dumped per entry,
+  // then indented, was a quarter of the backup thread's time while an incremental archived.
+  std::string& out = entry_;
+  out.assign(files_ == 0 ? "\n  {\n   \"backup\": " : ",\n  {\n   \"backup\": ");
+  AppendJsonString(out, f.backup);
+  if (!f.link.empty()) {
+    out += ",\n   \"link\": ";
+    AppendJsonString(out, f.link);
   }
+  out += ",\n   \"mode\": ";
+  out += std::to_string(f.mode);
+  out += ",\n   \"mtime\": ";
+  out += std::to_string(f.mtime);
+  out += ",\n   \"path\": ";
+  AppendJsonString(out, f.path);
+  out += ",\n   \"sha256\": ";
+  AppendJsonString(out, f.sha256);
+  out += ",\n   \"size\": ";
+  out += std::to_string(f.size);
+  out += "\n  }";
   files_++;
   list_bytes_ += f.size;
-  return Put(indented);
+  return Put(out);
 }
 
 Status ManifestWriter::End(const Manifest& header) {

@@ -96,6 +96,7 @@ class ManifestWriter {
   Sink sink_;
   std::string head_;  // the text before the list, to check End's header against
   std::string buffer_;
+  std::string entry_;  // Add's text, its capacity kept
   int64_t files_ = 0;
   int64_t list_bytes_ = 0;  // the sum of the entries' sizes, for the header's "list"
   int64_t bytes_written_ = 0;

@@ -35,7 +35,8 @@ Manifest Sample(size_t files) {
   for (size_t i = 0; i < files; ++i) {
     ManifestFile f;
     f.path = "data/lake/trades/date=2026-11-2" + std::to_string(i % 10) + "/part-" +
-             std::to_string(i) + (i % 3 == 0 ? " \"quoted\\\".parquet" : ".parquet");
+             std::to_string(i) + (i % 3 == 0 ? " \"quoted\\\".parquet" : ".parquet") +
+             (i % 7 == 6 ? "\t\x01" : "");
     f.size = static_cast<int64_t>(i) * 1000 + 1;
     f.sha256 = std::string(64, "0123456789abcdef"[i % 16]);
     f.backup = i % 2 ? m.id : m.parent;
