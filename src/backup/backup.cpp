@@ -498,7 +498,8 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
                      PlannedFiles& files) -> Status {
       if (!lock) LV_RETURN_IF_ERROR(prepare());
       // Room for the scratch file, and for at least the archive's headers.
-      LV_RETURN_IF_ERROR(CheckFreeSpace(dir, files.SpillBytes() + (1 << 20)));
+      const int64_t list_bytes = files.SpillBytes();
+      LV_RETURN_IF_ERROR(CheckFreeSpace(dir, list_bytes + (1 << 20)));
       spill_paths.push_back((fs::path(dir) / (".backup_plan_" + name + ".tmp")).string());
       Status spilled = files.Spill(env, spill_paths.back());
       if (!spilled.ok())
@@ -507,7 +508,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       // What the list held is given back before the next table's replay, the parent's index
       // and the compressor's blocks take its place (much of it was in 1 MiB blocks that glibc
       // would otherwise keep).
-      ::malloc_trim(0);
+      if (list_bytes >= kTrimFreedBytes) ::malloc_trim(0);
       return Status::Ok();
     };
     // `spill` is taken by value: it goes out of scope here, before the plan calls the hooks.

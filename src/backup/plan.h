@@ -58,6 +58,11 @@ struct BackupPlan {
 // table once found. Names are relative to `lake_dir`, sorted.
 Result<std::vector<std::string>> FindDeltaTables(const std::string& lake_dir);
 
+// Freed memory below this is left to glibc rather than handed back with malloc_trim: a trim
+// walks the whole heap and returns pages that the next step then faults in again (4 KiB at
+// 10-15 us on these VMs); for a table of a few thousand files that cost more than it saved.
+inline constexpr int64_t kTrimFreedBytes = int64_t{4} << 20;
+
 struct PlanOptions {
   // Take what exists when the pinned version references missing files, recording them.
   bool allow_missing = false;
