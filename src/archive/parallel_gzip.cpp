@@ -62,6 +62,7 @@ class Members {
   }
   void Commit(size_t n) { size_ += n; }
   void Append(const void* data, size_t n) {
+    if (n == 0) return;  // `data` may be null then (an empty stream's block)
     std::memcpy(Room(n), data, n);
     size_ += n;
   }

@@ -1,6 +1,5 @@
 #include "backup/backup.h"
 
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -14,6 +13,7 @@
 
 #include "archive/archive.h"
 #include "backup/publish.h"
+#include "core/buffer.h"
 #include "core/lock.h"
 #include "core/progress.h"
 #include "core/time.h"
@@ -276,7 +276,7 @@ class ParentLookup {
     loaded_ = batch;
     // The list's parse freed several times what the index keeps: given back before the
     // compressor's blocks are taken (300,000 files: 50 -> 38 MB resident).
-    ::malloc_trim(0);
+    TrimMemory();
     return Status::Ok();
   }
   std::optional<ManifestFile> Find(const std::string& path) const {
@@ -480,12 +480,12 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
     // Only the counts are printed: each table's list is given back once it is counted.
     plan_options.on_table_planned = [](size_t, PlannedTable& table) {
       table.files.KeepTotalsOnly();
-      ::malloc_trim(0);
+      TrimMemory();
       return Status::Ok();
     };
     plan_options.on_share_planned = [](size_t, const PlannedTable&, size_t, PlannedFiles& files) {
       files.KeepTotalsOnly();
-      ::malloc_trim(0);
+      TrimMemory();
       return Status::Ok();
     };
   } else {
@@ -508,7 +508,7 @@ Result<BackupOutcome> RunBackup(const Config& config, const BackupOptions& optio
       // What the list held is given back before the next table's replay, the parent's index
       // and the compressor's blocks take its place (much of it was in 1 MiB blocks that glibc
       // would otherwise keep).
-      if (list_bytes >= kTrimFreedBytes) ::malloc_trim(0);
+      if (list_bytes >= kTrimFreedBytes) TrimMemory();
       return Status::Ok();
     };
     // `spill` is taken by value: it goes out of scope here, before the plan calls the hooks.

@@ -2,7 +2,6 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -16,6 +15,7 @@
 #include <set>
 #include <string_view>
 
+#include "core/buffer.h"
 #include "core/env.h"
 #include "delta/delta.h"
 #include "parquet/parquet.h"
@@ -369,8 +369,7 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
         // The log's decoding freed as much as the snapshot holds, much of it in the decoding
         // thread's arena, where glibc keeps it: given back now, it is not added to what planning
         // takes next (about 100 bytes a live file).
-        if (static_cast<int64_t>(snap.light_files.size()) * 100 >= kTrimFreedBytes)
-          ::malloc_trim(0);
+        if (static_cast<int64_t>(snap.light_files.size()) * 100 >= kTrimFreedBytes) TrimMemory();
         if (shares.empty())
           for (const auto& w : snap.warnings) warnings.push_back("table " + table.name + ": " + w);
         auto share_rows = CountRows(snap, dir);
@@ -410,7 +409,7 @@ Status PlanTable(const fs::path& dir, const fs::path& root, const PlanOptions& o
       if (!snap.ok()) return unreadable(snap.status());
       delta::FileList list = std::move(snap->light_files);
       *snap = delta::Snapshot();
-      ::malloc_trim(0);
+      TrimMemory();
       std::vector<std::string> mine;
       for (const auto& o : others)
         if (delta::ShareOf(o, parts) == part) mine.push_back(o);

@@ -1,5 +1,6 @@
 #include "core/buffer.h"
 
+#include <malloc.h>
 #include <sys/mman.h>
 
 #include <cstdint>
@@ -36,6 +37,7 @@ class SlotRegion {
     if (base_ == nullptr || used_ == ~uint64_t{0}) return -1;
     int slot = __builtin_ctzll(~used_);
     used_ |= uint64_t{1} << slot;
+    resident_ |= uint64_t{1} << slot;
     return slot;
   }
   void Give(int slot) {
@@ -46,6 +48,21 @@ class SlotRegion {
   int InUse() {
     std::lock_guard<std::mutex> lock(mu_);
     return __builtin_popcountll(used_);
+  }
+  int Resident() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return __builtin_popcountll(resident_);
+  }
+  // The pages of every slot not in use go back to the kernel (a later Take faults them in anew).
+  void ReleaseIdle() {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t idle = resident_ & ~used_;
+    while (idle != 0) {
+      int slot = __builtin_ctzll(idle);
+      idle &= idle - 1;
+      if (::madvise(At(slot), Buffer::kSlotBytes, MADV_DONTNEED) == 0)
+        resident_ &= ~(uint64_t{1} << slot);
+    }
   }
 
  private:
@@ -64,6 +81,7 @@ class SlotRegion {
   std::mutex mu_;
   char* base_ = nullptr;
   uint64_t used_ = 0;
+  uint64_t resident_ = 0;  // slots touched since their pages were last handed back
 };
 
 }  // namespace
@@ -109,5 +127,12 @@ Buffer& Buffer::operator=(Buffer&& other) noexcept {
 }
 
 int BufferSlotsInUse() { return kUseSlots ? SlotRegion::Get().InUse() : 0; }
+
+int BufferSlotsResident() { return kUseSlots ? SlotRegion::Get().Resident() : 0; }
+
+void TrimMemory() {
+  ::malloc_trim(0);
+  if (kUseSlots) SlotRegion::Get().ReleaseIdle();
+}
 
 }  // namespace lakevault

@@ -41,5 +41,12 @@ class Buffer {
 
 // Slots of the shared region in use now (for tests).
 int BufferSlotsInUse();
+// Slots of the shared region holding memory now, in use or not (for tests).
+int BufferSlotsResident();
+
+// Hands memory back to the kernel between the steps of a job, so that what one step freed is
+// not counted in the next one's peak: the heap's free pages (malloc_trim) and the slots no
+// buffer holds, which otherwise stay resident for reuse.
+void TrimMemory();
 
 }  // namespace lakevault

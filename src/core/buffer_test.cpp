@@ -74,5 +74,28 @@ TEST(BufferTest, AMovedBufferGivesItsSlotBackOnce) {
   EXPECT_EQ(BufferSlotsInUse(), before);
 }
 
+// Between steps a job hands idle slots' pages back; a slot still held keeps its bytes.
+TEST(BufferTest, TrimMemoryReleasesIdleSlotsOnly) {
+  TrimMemory();  // what earlier tests left
+  EXPECT_EQ(BufferSlotsResident(), BufferSlotsInUse());
+  Buffer kept(Buffer::kSlotBytes);
+  std::memset(kept.data(), 5, kept.capacity());
+  {
+    Buffer a(Buffer::kSlotBytes), b(Buffer::kSlotBytes);
+    std::memset(a.data(), 6, a.capacity());
+    std::memset(b.data(), 7, b.capacity());
+  }
+  EXPECT_EQ(BufferSlotsResident(), kSlots ? BufferSlotsInUse() + 2 : 0);
+  TrimMemory();
+  EXPECT_EQ(BufferSlotsResident(), BufferSlotsInUse());
+  size_t intact = 0;
+  for (size_t i = 0; i < kept.capacity(); ++i) intact += kept.data()[i] == 5;
+  EXPECT_EQ(intact, kept.capacity());
+  // A released slot handed out again is usable.
+  Buffer again(Buffer::kSlotBytes);
+  std::memset(again.data(), 8, again.capacity());
+  EXPECT_EQ(again.data()[Buffer::kSlotBytes - 1], 8);
+}
+
 }  // namespace
 }  // namespace lakevault

@@ -1,6 +1,5 @@
 #include "restore/restore.h"
 
-#include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
@@ -14,6 +13,7 @@
 #include <set>
 
 #include "check/check.h"
+#include "core/buffer.h"
 #include "delta/delta.h"
 #include "hooks/hooks.h"
 #include "manifest/chain.h"
@@ -490,7 +490,7 @@ Result<RestoreOutcome> RunRestore(const Config& config, const RestoreRequest& re
   Status checked = steps.Run("check the staged tables", [&]() -> Status {
     // The extraction's buffers are freed by now; handing their pages back before the check's log
     // replay, the largest step at many files, keeps them out of the peak.
-    ::malloc_trim(0);
+    TrimMemory();
     for (const auto* t : tables) {
       TableHealth h = CheckTable(env, (run / "staging" / t->path).string(), t->name);
       bool incomplete_ok = !manifest.complete() && h.unreadable.empty();

@@ -1,6 +1,5 @@
 #include "verify/verify.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <stdlib.h>
@@ -231,7 +230,7 @@ void CheckTablesAgainstContent(Env& env, const Manifest& header, const std::stri
     if (!c.written) continue;
     // The archives' read buffers and the chain index are freed by now; handing their pages back
     // before the replay, the largest step at many files, keeps them out of the peak.
-    ::malloc_trim(0);
+    TrimMemory();
     // A table too big to replay at once is checked in shares of its files, a replay each, and
     // the list read once per share to mark what the share needs.
     int64_t version = -1;
