@@ -17,6 +17,7 @@
 
 #include "core/buffer.h"
 #include "core/env.h"
+#include "core/folder.h"
 #include "delta/delta.h"
 #include "parquet/parquet.h"
 
@@ -138,28 +139,13 @@ Status WalkFiles(const fs::path& dir, const fs::path& root,
                  bool tolerate_vanish = false,
                  const std::function<bool(const fs::path&)>& skip = nullptr) {
   std::vector<std::pair<fs::path, fs::file_type>> entries;
-  // readdir itself: std::filesystem's iterator cost a shared state, a path and an allocation or
-  // two per entry, a tenth of planning a lake of 400 partition folders.
-  std::unique_ptr<DIR, int (*)(DIR*)> listing(::opendir(dir.c_str()), ::closedir);
-  if (!listing) {
-    if (tolerate_vanish && errno == ENOENT) return Status::Ok();
-    return Error("reading folder " + dir.string() + ": " + std::strerror(errno));
-  }
-  while (true) {
-    errno = 0;
-    const struct dirent* entry = ::readdir(listing.get());
-    if (entry == nullptr) {
-      if (errno != 0) return Error("reading folder " + dir.string() + ": " + std::strerror(errno));
-      break;
-    }
-    const std::string_view name = entry->d_name;
-    if (name == "." || name == "..") continue;
-    fs::file_type type = entry->d_type == DT_LNK   ? fs::file_type::symlink
-                         : entry->d_type == DT_DIR ? fs::file_type::directory
-                                                   : fs::file_type::regular;
-    if (entry->d_type == DT_UNKNOWN) {  // a file system that does not give types in listings
+  const int err = ForEachFolderEntry(dir, [&](const char* name, unsigned char d_type, int dir_fd) {
+    fs::file_type type = d_type == DT_LNK   ? fs::file_type::symlink
+                         : d_type == DT_DIR ? fs::file_type::directory
+                                            : fs::file_type::regular;
+    if (d_type == DT_UNKNOWN) {  // a file system that does not give types in listings
       struct stat st;
-      type = ::fstatat(::dirfd(listing.get()), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0
+      type = ::fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) != 0
                  ? fs::file_type::none  // vanished or unreadable: StatFile reports it
              : S_ISLNK(st.st_mode) ? fs::file_type::symlink
              : S_ISDIR(st.st_mode) ? fs::file_type::directory
@@ -167,8 +153,12 @@ Status WalkFiles(const fs::path& dir, const fs::path& root,
     }
     fs::path path = dir / name;
     // Left out while listing, not after: a folder may hold a million files, most of them skipped.
-    if (type != fs::file_type::directory && skip && skip(path)) continue;
+    if (type != fs::file_type::directory && skip && skip(path)) return;
     entries.emplace_back(std::move(path), type);
+  });
+  if (err != 0) {
+    if (tolerate_vanish && err == ENOENT && entries.empty()) return Status::Ok();
+    return Error("reading folder " + dir.string() + ": " + std::strerror(err));
   }
   std::sort(entries.begin(), entries.end());
   directories.insert(Relative(dir, root));

@@ -1,6 +1,5 @@
 #include "delta/delta.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <simdjson.h>
 #include <sys/stat.h>
@@ -21,6 +20,7 @@
 #include <thread>
 #include <utility>
 
+#include "core/folder.h"
 #include "parquet/parquet.h"
 
 namespace lakevault::delta {
@@ -937,33 +937,23 @@ Result<std::vector<LogFile>> ListLog(const std::string& table_dir) {
   // One fstatat per entry, relative to the open folder: std::filesystem took two stats of the
   // full path (type, then size), the most of what listing a log of 100 commits cost.
   auto add_dir = [&](const fs::path& dir, const std::string& prefix) -> Status {
-    std::unique_ptr<DIR, int (*)(DIR*)> listing(::opendir(dir.c_str()), ::closedir);
-    if (!listing) return Error("listing " + dir.string() + ": " + std::strerror(errno));
-    while (true) {
-      errno = 0;
-      const struct dirent* entry = ::readdir(listing.get());
-      if (entry == nullptr) {
-        if (errno != 0) return Error("listing " + dir.string() + ": " + std::strerror(errno));
-        break;
-      }
-      const std::string_view base = entry->d_name;
-      if (base == "." || base == "..") continue;
+    const int err = ForEachFolderEntry(dir, [&](const char* base, unsigned char, int dir_fd) {
       struct stat st;
-      if (::fstatat(::dirfd(listing.get()), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        continue;  // vanished while listing
-      std::string name = prefix + std::string(base);
+      if (::fstatat(dir_fd, base, &st, AT_SYMLINK_NOFOLLOW) != 0) return;  // vanished meanwhile
+      std::string name = prefix + base;
       if (S_ISDIR(st.st_mode)) {
-        if (name == "_sidecars") continue;  // listed below
+        if (name == "_sidecars") return;  // listed below
         LogFile f;
         f.name = name + "/";
         out.push_back(f);
-        continue;
+        return;
       }
-      if (IsTransient(name)) continue;
+      if (IsTransient(name)) return;
       LogFile f = Classify(name);
       f.size = S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0;
       out.push_back(f);
-    }
+    });
+    if (err != 0) return Error("listing " + dir.string() + ": " + std::strerror(err));
     return Status::Ok();
   };
   LV_RETURN_IF_ERROR(add_dir(log_dir, ""));
